@@ -1,0 +1,40 @@
+# mosslib: the MOSS reproduction book.
+#   make test       - bootstrap .venv (pinned) and run the test suite
+#   make reproduce  - bootstrap .venv and execute the book (PROFILE=quick|cpu|paper|smoke, DATA_ROOT=...)
+#   make lab        - JupyterLab on the notebooks
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= quick
+DATA_ROOT ?=
+export DATA_ROOT
+
+.PHONY: all test reproduce lab venv clean e2e bench
+
+all: test
+
+# The virtual environment is rebuilt when pyproject.toml or constraints.txt change.
+$(STAMP): pyproject.toml constraints.txt
+	@echo ">> bootstrapping $(VENV) with $(PYTHON)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+reproduce: $(STAMP)
+	$(PY) -m mosslib book --profile $(PROFILE) $(if $(DATA_ROOT),--data $(DATA_ROOT),)
+
+bench: $(STAMP)
+	$(PY) -m mosslib bench --profile $(PROFILE)
+
+lab: $(STAMP)
+	$(PY) -m jupyter lab notebooks/
+
+clean:
+	rm -rf build results/smoke results/quick figures/smoke figures/quick

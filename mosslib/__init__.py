@@ -1,0 +1,8 @@
+"""mosslib: a reproduction of MOSS (Huang, Yu, He, CVPR 2021) as a small library and a book.
+
+Modules: ``config`` (frozen dataclasses), ``network`` (MOEDN), ``memory`` (RainMemory),
+``metrics`` (PSNR/SSIM conventions), ``data`` (benchmark layouts, sampling), ``rain``
+(procedural rain), ``embedded`` (the offline default data set), ``train`` (pre-training and
+self-training), ``evaluate``; ``python -m mosslib --help`` lists the commands.
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,123 @@
+"""MOEDN, the memory-oriented encoder-decoder network of MOSS (paper section 3.1.1, Fig. 2).
+
+``x -> head -> s(x) -> encoder E -> z(x) -> memory M -> z_hat(x) -> decoder G -> g(x)``, then
+``tail(s(x) - g(x))`` and ``tanh``. Input and output are images in [-1, 1], shape (B, 3, H, W).
+
+Architecture facts the paper's appendix leaves out are taken from NOTES.md (the released test
+configuration): a bias-free 3x3 head conv 3 -> ngf; ``num_blocks`` encoder stages of
+``num_layers`` residual layers each, widening by ``delta`` channels per stage, the first
+``num_scales`` stages ending with 2x average pooling; a residual layer is
+conv3x3 -> LeakyReLU(0.02) -> conv3x3 plus the identity (a 1x1 conv where channels change),
+with no normalisation; the decoder mirrors the encoder, its last ``num_scales`` stages starting
+with bilinear 2x up-sampling. The release's extra encoder-to-decoder "fuse" blocks are not in
+the paper's design and are left out, so this network has fewer parameters than the release.
+
+Sizes that are not multiples of ``2**num_scales`` are padded inside ``forward`` (reflect where
+the image is large enough, replicate otherwise) and cropped back.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .memory import RainMemory
+
+__all__ = ["MOEDN", "ResidualLayer", "pad_to_multiple"]
+
+
+class ResidualLayer(nn.Module):
+    """conv3x3 -> LeakyReLU(0.02) -> conv3x3, plus identity (1x1 conv if channels change).
+
+    ``resample``: None, "down" (2x average pooling after the sum) or "up" (bilinear 2x
+    up-sampling before the layer).
+    """
+
+    def __init__(self, cin: int, cout: int, resample: str | None = None):
+        super().__init__()
+        self.resample = resample
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.act = nn.LeakyReLU(0.02, inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resample == "up":
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        y = self.conv2(self.act(self.conv1(x))) + self.shortcut(x)
+        if self.resample == "down":
+            y = F.avg_pool2d(y, 2)
+        return y
+
+
+def _encoder(cfg: ModelConfig) -> nn.Sequential:
+    layers = []
+    for stage in range(cfg.num_blocks):  # RB4 / RB4D stacks
+        cin, cout = cfg.ngf + stage * cfg.delta, cfg.ngf + (stage + 1) * cfg.delta
+        for k in range(cfg.num_layers):
+            last = k == cfg.num_layers - 1
+            down = "down" if last and stage < cfg.num_scales else None
+            layers.append(ResidualLayer(cin if k == 0 else cout, cout, down))
+    return nn.Sequential(*layers)
+
+
+def _decoder(cfg: ModelConfig) -> nn.Sequential:
+    layers = []
+    for stage in range(cfg.num_blocks):  # RB4 / RB4U stacks, mirror of the encoder
+        cin = cfg.ngf + (cfg.num_blocks - stage) * cfg.delta
+        cout = cin - cfg.delta
+        up = "up" if stage >= cfg.num_blocks - cfg.num_scales else None
+        for k in range(cfg.num_layers):
+            layers.append(ResidualLayer(cin if k == 0 else cout, cout, up if k == 0 else None))
+    return nn.Sequential(*layers)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad (B, C, H, W) on the bottom/right to multiples of ``multiple``; returns (x, (H, W))."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+class MOEDN(nn.Module):
+    """Memory-oriented encoder-decoder network: (B, 3, H, W) in [-1, 1] -> same shape."""
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or ModelConfig()
+        self.head = nn.Conv2d(3, cfg.ngf, 3, padding=1, bias=False)
+        self.encoder = _encoder(cfg)
+        self.memory = (
+            RainMemory(cfg.memory_items, cfg.latent_dim, cfg.memory_decay, seed=cfg.memory_seed)
+            if cfg.use_memory
+            else None
+        )
+        self.decoder = _decoder(cfg)
+        self.tail = nn.Conv2d(cfg.ngf, 3, 3, padding=1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """z(x): (B, 3, H, W) -> (B, c, H', W') with H' = ceil(H / 2**num_scales)."""
+        x, _ = pad_to_multiple(x, self.cfg.multiple)
+        return self.encoder(self.head(x))
+
+    @torch.no_grad()
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Memory attention a_ij (Eq. 4) for an input: (B, 3, H, W) -> (B, m, H', W')."""
+        if self.memory is None:
+            raise RuntimeError("this MOEDN has no memory (use_memory=False)")
+        return self.memory.attention(self.encode(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"MOEDN expects (B, 3, H, W) images in [-1, 1], got shape {tuple(x.shape)}")
+        x, (h, w) = pad_to_multiple(x, self.cfg.multiple)
+        s = self.head(x)  # s(x): (B, ngf, H, W)
+        z = self.encoder(s)  # z(x): (B, c, H/8, W/8)
+        z_hat = self.memory(z) if self.memory is not None else z  # Eq. 3-5
+        g = self.decoder(z_hat)  # g(x): (B, ngf, H, W)
+        y = self.tail(s - g if self.cfg.use_skip else g)
+        return torch.tanh(y)[..., :h, :w]
