@@ -1,0 +1,322 @@
+"""Supervised pre-training and MOSS self-training (paper section 3.2 and 4.2).
+
+One optimiser step (after pre-training):
+
+1. labeled crops (x_l, y_l) and unlabeled crops x_u; pseudo-labels y_p = f_xi(x_u) (teacher);
+2. noisy pairs (x_n, y_hat) from Eq. 8-9 (:func:`mosslib.losses.noisy_samples`);
+3. one student forward on ``cat(x_l, x_n)`` - so the memory takes one Eq. 3 update per step,
+   from all rainy inputs of the step - then
+   ``L = l1 * L1(f(x_l), y_l) + l2 * L1(f(x_n), y_hat) + l3 * TV(f(x_n))`` (Eq. 12);
+4. Adam step, then the teacher's EMA update (Eq. 7).
+
+During the first ``pretrain_steps`` steps the loss is ``l1 * L_SU`` alone (Eq. 6) and the
+teacher is not used; at the switch it is re-initialised from the student and ``pretrain.pt``
+is written. Choices the paper leaves open are written down in :mod:`mosslib.teacher`,
+:mod:`mosslib.losses` and the README.
+
+Every random draw of a step comes from generators seeded by ``(seed, step, rank)``, so resuming
+from a checkpoint reproduces an uninterrupted run exactly (CPU, deterministic mode).
+Model selection uses a validation split carved from the labeled training data, never the test
+set: ``best.pt`` is the step with the highest validation PSNR (RGB convention).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from . import losses
+from .checkpoint import FORMAT, VERSION, atomic_save, atomic_write_text, load_checkpoint, run_metadata
+from .config import to_dict
+from .metrics import psnr, ssim
+from .network import MOEDN
+from .profiles import ABLATIONS, PROFILES, TrainConfig, config_from_dict, config_hash, make_config
+from .teacher import Teacher
+
+__all__ = ["Trainer", "TrainingDiverged", "build_model", "add_arguments", "run"]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or inf; the last good checkpoint is kept."""
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """MOEDN from ``cfg.model``, or a baseline peer (``cfg.arch``) for supervised runs."""
+    if cfg.arch == "moedn":
+        return MOEDN(cfg.model)
+    from .baselines import build_model as build_baseline
+
+    return build_baseline(cfg.arch)
+
+
+def _step_seed(seed: int, step: int, rank: int, stream: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank, stream]).generate_state(1)[0])
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+class Trainer:
+    """A run folder, a model, its teacher and optimiser; :meth:`fit` trains to ``optim.steps``."""
+
+    def __init__(self, cfg: TrainConfig, out: str | os.PathLike, device: str = "cpu", quiet: bool = False):
+        from .trainset import build_training_data
+
+        self.cfg, self.out, self.device, self.quiet = cfg, Path(out), torch.device(device), quiet
+        self.rank, self.world = _rank(), _world()
+        torch.manual_seed(cfg.seed)
+        self.data = build_training_data(cfg, rank=self.rank, world=self.world)
+        self.model = build_model(cfg).to(self.device)
+        self.student = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # Memory items are kept identical by the all-reduce in RainMemory.update_, not broadcast.
+            self.student = DDP(self.model, broadcast_buffers=False)
+        self.teacher = Teacher(self.model, cfg.optim.teacher_decay).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr)
+        self.step = 0
+        self.best = {"step": -1, "psnr": -math.inf}
+        self.history: list[dict] = []
+
+    # -- persistence ---------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": "train",
+            "config": to_dict(self.cfg),
+            "model": self.model.state_dict(),
+            "teacher": self.teacher.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best": dict(self.best),
+            "rng": {"torch": torch.get_rng_state()},
+            "meta": run_metadata(self.cfg.seed, self.device),
+        }
+
+    def save(self, name: str = "checkpoint.pt") -> Path:
+        path = self.out / name
+        if self.rank == 0:
+            atomic_save(self.state(), path)
+        return path
+
+    def load(self, path: str | os.PathLike) -> None:
+        ckpt = load_checkpoint(path)
+        saved = config_from_dict(ckpt["config"])
+        if saved != self.cfg:
+            raise ValueError(
+                f"{path}: checkpoint was trained with another configuration; use a new --out folder "
+                f"(saved hash {config_hash(saved)}, now {config_hash(self.cfg)})"
+            )
+        self.model.load_state_dict(ckpt["model"])
+        self.teacher.net.load_state_dict(ckpt["teacher"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step = int(ckpt["step"])
+        self.best = dict(ckpt["best"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+
+    # -- one step -----------------------------------------------------------------------
+    def _autocast(self):
+        enabled = self.cfg.optim.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def train_step(self) -> dict:
+        """One optimiser step at ``self.step``; returns the loss terms as floats."""
+        cfg, step = self.cfg, self.step
+        x_l, y_l = (t.to(self.device) for t in self.data.labeled.batch(_step_seed(cfg.seed, step, self.rank, 0)))
+        self_train = cfg.loss.self_train and step >= cfg.optim.pretrain_steps and self.data.unlabeled is not None
+        self.student.train()
+        with self._autocast():
+            if self_train:
+                x_u = self.data.unlabeled.batch(_step_seed(cfg.seed, step, self.rank, 1)).to(self.device)
+                y_p = self.teacher(x_u).float()
+                gen = torch.Generator().manual_seed(_step_seed(cfg.seed, step, self.rank, 2))
+                x_n, y_hat, _ = losses.noisy_samples(
+                    x_l, y_l, x_u, y_p, len(x_l), gen, (cfg.loss.alpha_min, cfg.loss.alpha_max)
+                )
+                out = self.student(torch.cat([x_l, x_n])).float()
+                out_l, out_n = out[: len(x_l)], out[len(x_l) :]
+                l_su, l_un, l_tv = losses.l1(out_l, y_l), losses.l1(out_n, y_hat), losses.tv(out_n)
+            else:
+                out_l = self.student(x_l).float()
+                l_su = losses.l1(out_l, y_l)
+                l_un = l_tv = torch.zeros((), device=self.device)
+        w = cfg.loss
+        loss = w.lambda_su * l_su + w.lambda_un * l_un + w.lambda_tv * l_tv
+        terms = {"loss": loss.item(), "l_su": l_su.item(), "l_un": l_un.item(), "l_tv": l_tv.item()}
+        if not all(math.isfinite(v) for v in terms.values()):
+            raise TrainingDiverged(
+                f"non-finite loss at step {step}: {terms}; stopped, the last good checkpoint "
+                f"({self.out / 'checkpoint.pt'}) is kept"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        if self.step == cfg.optim.pretrain_steps:
+            self.teacher.reset(self.model)  # xi <- theta at the end of pre-training
+        elif self.step > cfg.optim.pretrain_steps:
+            self.teacher.update(self.model)  # Eq. 7
+        terms["stage"] = "self-train" if self_train else "pretrain"
+        return terms
+
+    # -- validation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """PSNR/SSIM (RGB convention) of the student on the validation split."""
+        from .sampling import to_tensor, to_uint8_image
+
+        self.model.eval()
+        ps, ss = [], []
+        for rainy, clean in self.data.val:
+            x = to_tensor(rainy).unsqueeze(0).to(self.device)
+            with self._autocast():
+                y = self.model(x).float()
+            pred = to_uint8_image(y[0].cpu())
+            ps.append(psnr(pred, clean))
+            ss.append(ssim(pred, clean) if min(clean.shape[:2]) >= 7 else float("nan"))
+        self.model.train()
+        finite = [p for p in ps if math.isfinite(p)] or [100.0]
+        return {"val_psnr": float(np.mean(finite)), "val_ssim": float(np.nanmean(ss)) if ss else float("nan"), "val_n": len(ps)}
+
+    # -- the loop -----------------------------------------------------------------------
+    def _log(self, record: dict) -> None:
+        if self.rank != 0:
+            return
+        with open(self.out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _trim_log(self) -> None:
+        """After a resume, drop log lines written after the checkpoint's step."""
+        path = self.out / "log.jsonl"
+        if self.rank != 0 or not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+        atomic_write_text("".join(k + "\n" for k in keep), path)
+
+    def fit(self, resume: bool = True) -> dict:
+        """Train to ``optim.steps``; returns the summary written to ``done.json``."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        ckpt_path = self.out / "checkpoint.pt"
+        if resume and ckpt_path.exists():
+            self.load(ckpt_path)
+            self._trim_log()
+        elif self.rank == 0:
+            atomic_write_text(json.dumps(to_dict(cfg), indent=2) + "\n", self.out / "config.json")
+            (self.out / "log.jsonl").unlink(missing_ok=True)
+        if self.rank == 0 and not self.quiet:
+            print(f"[mosslib train] {self.out}: {self.data.describe()}", file=sys.stderr)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=cfg.optim.steps,
+            initial=self.step,
+            disable=self.quiet or self.rank != 0,
+            desc=f"{cfg.profile}/{cfg.ablation}",
+            dynamic_ncols=True,
+        )
+        t0, n0 = time.perf_counter(), self.step
+        while self.step < cfg.optim.steps:
+            terms = self.train_step()
+            bar.update(1)
+            rate = (self.step - n0) * self.data.labeled.batch_size / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{terms['loss']:.4f}", stage=terms["stage"], img_s=f"{rate:.1f}")
+            record = {"step": self.step, **terms, "images_per_s": rate}
+            if self.step == cfg.optim.pretrain_steps and self.rank == 0:
+                self.save("pretrain.pt")
+            if self.step % cfg.optim.val_every == 0 or self.step == cfg.optim.steps:
+                record.update(self.validate())
+                if record["val_psnr"] > self.best["psnr"]:
+                    self.best = {"step": self.step, "psnr": record["val_psnr"], "ssim": record["val_ssim"]}
+                    self.save("best.pt")
+                self._log(record)
+            elif self.step % cfg.optim.log_every == 0:
+                self._log(record)
+            if self.step % cfg.optim.ckpt_every == 0 or self.step == cfg.optim.steps:
+                self.save("checkpoint.pt")
+        bar.close()
+        summary = {
+            "config": to_dict(cfg),
+            "config_hash": config_hash(cfg),
+            "steps": self.step,
+            "best": self.best,
+            "data": self.data.counts,
+            "meta": run_metadata(cfg.seed, self.device),
+        }
+        if self.rank == 0:
+            atomic_write_text(json.dumps(summary, indent=2) + "\n", self.out / "done.json")
+        return summary
+
+
+# -- command line -----------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    p.add_argument("--config", default="full", choices=sorted(ABLATIONS), help="ablation of Table 4 (default: full MOSS)")
+    p.add_argument("--model", default="moedn", help="architecture: moedn (default) or a baseline such as prenet")
+    p.add_argument("--data", default=None, help="data root (default: $DATA_ROOT for cpu/paper, embedded data otherwise)")
+    p.add_argument("--unlabeled", default=None, help="folder of unlabeled rainy images (D_U), overrides the profile's")
+    p.add_argument("--steps", type=int, default=None, help="total optimiser steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<profile>/<config>-<hash>)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
+    p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    overrides = list(args.set)
+    if args.steps is not None:
+        overrides.append(f"optim.steps={args.steps}")
+    if args.precision:
+        overrides.append(f"optim.precision={args.precision}")
+    if args.unlabeled is not None:
+        overrides.append(f"data.unlabeled={os.path.abspath(args.unlabeled) if args.unlabeled else ''}")
+    try:
+        cfg = make_config(args.profile, args.config, data_root=args.data, overrides=overrides, seed=args.seed, arch=args.model)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        backend = "nccl" if args.device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+        if args.device.startswith("cuda"):
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    out = Path(args.out) if args.out else Path("runs") / cfg.profile / f"{cfg.ablation}-{config_hash(cfg)}"
+    if (out / "checkpoint.pt").exists() and not args.resume:
+        print(f"error: {out} already holds a run; pass --resume to continue it or choose another --out", file=sys.stderr)
+        return 2
+    try:
+        trainer = Trainer(cfg, out, device=args.device, quiet=args.quiet)
+        summary = trainer.fit(resume=args.resume)
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        if distributed and dist.is_initialized():
+            dist.destroy_process_group()
+    if _rank() == 0:
+        print(json.dumps({"out": str(out), "steps": summary["steps"], "best": summary["best"]}))
+    return 0

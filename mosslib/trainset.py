@@ -1,0 +1,97 @@
+"""The data of one training run, assembled from a :class:`~mosslib.profiles.DataConfig`.
+
+D_L: the labeled split minus a validation split (``val_fraction``, for model selection) and, in
+the limited-label setting, minus the pairs whose labels are dropped (they join D_U as rainy
+images). Optional extra labeled pairs: procedural rain (``extra_rain`` style) rendered on D_L's
+clean images. D_U: the unlabeled folder plus the dropped-label rainy images. The test set is
+not touched here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .profiles import DataConfig, TrainConfig
+
+__all__ = ["TrainData", "data_root", "build_training_data", "test_dataset"]
+
+
+def data_root(data: DataConfig) -> Path:
+    """The folder a DataConfig's relative paths start from (the embedded data when root is "")."""
+    if data.root:
+        root = Path(data.root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: data root not found (set DATA_ROOT or pass --data)")
+        return root
+    from .embedded import ensure
+
+    return ensure(size=data.embedded_size)
+
+
+def test_dataset(data: DataConfig):
+    """The test set of a configuration, as a :class:`mosslib.data.Dataset`."""
+    from .data import open_dataset
+
+    return open_dataset(data_root(data) / data.test)
+
+
+def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
+    if side <= 0:
+        return img
+    h, w = img.shape[:2]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return img[top : top + side, left : left + side]
+
+
+@dataclass
+class TrainData:
+    labeled: object  # PairSampler: batch(seed) -> (x, y)
+    unlabeled: object | None  # ImageSampler: batch(seed) -> x
+    val: list = field(default_factory=list)  # [(rainy uint8, clean uint8)]
+    counts: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.counts.items())
+
+
+def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> TrainData:
+    from .data import open_dataset
+    from .imageio import read_rgb
+    from .sampling import ImageSampler, PairSampler, limited_labels, validation_split
+
+    d = cfg.data
+    root = data_root(d)
+    pairs = open_dataset(root / d.labeled).split(d.labeled_split).pairs
+    train_pairs, val_pairs = validation_split(pairs, d.val_fraction, cfg.seed)
+    labeled_pairs, dropped = limited_labels(train_pairs, d.label_fraction, cfg.seed)
+    labeled = [p.load() for p in labeled_pairs]  # [(rainy, clean)]
+    n_extra = 0
+    if d.extra_rain and d.extra_rain_copies > 0:
+        from .rain import render_rain
+
+        for copy in range(d.extra_rain_copies):
+            for i, (_, clean) in enumerate(list(labeled[: len(labeled_pairs)])):
+                rainy, _, _ = render_rain(clean, d.extra_rain, seed=cfg.seed * 1_000_003 + copy * 100_003 + i)
+                labeled.append((rainy, clean))
+                n_extra += 1
+    unlabeled = [p.load()[0] for p in dropped]
+    n_folder = 0
+    if d.unlabeled:
+        upath = Path(d.unlabeled) if Path(d.unlabeled).is_absolute() else root / d.unlabeled
+        for path in open_dataset(upath).split("all").unlabeled:
+            unlabeled.append(read_rgb(path))
+            n_folder += 1
+    val = [(_centre_crop(r, d.val_max_side), _centre_crop(c, d.val_max_side)) for r, c in (p.load() for p in val_pairs)]
+    labeled_sampler = PairSampler(labeled, d.crop, d.batch_size, cfg.seed)
+    unlabeled_sampler = ImageSampler(unlabeled, d.crop, d.batch_size, cfg.seed + 1) if unlabeled else None
+    counts = {
+        "root": str(root),
+        "labeled": len(labeled_pairs),
+        "extra_rain": n_extra,
+        "unlabeled_folder": n_folder,
+        "unlabeled_dropped_labels": len(dropped),
+        "val": len(val),
+    }
+    return TrainData(labeled_sampler, unlabeled_sampler, val, counts)
