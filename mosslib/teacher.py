@@ -25,11 +25,11 @@ class Teacher(nn.Module):
             raise ValueError(f"teacher decay must lie in [0, 1], got {decay}")
         self.decay = float(decay)
         self.net = copy.deepcopy(_unwrap(student))
-        self.net.requires_grad_(False).eval()
+        self.net.requires_grad_(False)
+        self.eval()
 
     def train(self, mode: bool = True):  # the teacher never leaves eval mode
-        super().train(False)
-        return self
+        return super().train(False)
 
     @torch.no_grad()
     def reset(self, student: nn.Module) -> None:

@@ -61,6 +61,14 @@ def _step_seed(seed: int, step: int, rank: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank, stream]).generate_state(1)[0])
 
 
+def _resumable(cfg: TrainConfig) -> TrainConfig:
+    """What must match to resume: everything but the total number of steps and log cadence."""
+    import dataclasses
+
+    optim = dataclasses.replace(cfg.optim, steps=0, val_every=0, ckpt_every=0, log_every=0)
+    return dataclasses.replace(cfg, optim=optim)
+
+
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
@@ -117,7 +125,7 @@ class Trainer:
     def load(self, path: str | os.PathLike) -> None:
         ckpt = load_checkpoint(path)
         saved = config_from_dict(ckpt["config"])
-        if saved != self.cfg:
+        if _resumable(saved) != _resumable(self.cfg):
             raise ValueError(
                 f"{path}: checkpoint was trained with another configuration; use a new --out folder "
                 f"(saved hash {config_hash(saved)}, now {config_hash(self.cfg)})"
@@ -210,8 +218,9 @@ class Trainer:
         keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
         atomic_write_text("".join(k + "\n" for k in keep), path)
 
-    def fit(self, resume: bool = True) -> dict:
-        """Train to ``optim.steps``; returns the summary written to ``done.json``."""
+    def fit(self, resume: bool = True, stop_at: int | None = None) -> dict:
+        """Train to ``optim.steps`` (or stop early at ``stop_at``, e.g. to test resuming);
+        returns the summary, also written to ``done.json`` when the run is complete."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         ckpt_path = self.out / "checkpoint.pt"
@@ -233,7 +242,8 @@ class Trainer:
             dynamic_ncols=True,
         )
         t0, n0 = time.perf_counter(), self.step
-        while self.step < cfg.optim.steps:
+        end = cfg.optim.steps if stop_at is None else min(stop_at, cfg.optim.steps)
+        while self.step < end:
             terms = self.train_step()
             bar.update(1)
             rate = (self.step - n0) * self.data.labeled.batch_size / max(time.perf_counter() - t0, 1e-9)
@@ -249,7 +259,7 @@ class Trainer:
                 self._log(record)
             elif self.step % cfg.optim.log_every == 0:
                 self._log(record)
-            if self.step % cfg.optim.ckpt_every == 0 or self.step == cfg.optim.steps:
+            if self.step % cfg.optim.ckpt_every == 0 or self.step in (cfg.optim.steps, end):
                 self.save("checkpoint.pt")
         bar.close()
         summary = {
@@ -260,7 +270,7 @@ class Trainer:
             "data": self.data.counts,
             "meta": run_metadata(cfg.seed, self.device),
         }
-        if self.rank == 0:
+        if self.rank == 0 and self.step >= cfg.optim.steps:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", self.out / "done.json")
         return summary
 

@@ -1,0 +1,94 @@
+"""Training runs cached by their configuration, shared by every notebook of the book.
+
+``trained("quick", "full")`` returns the run folder of that configuration, training it first
+if needed (resuming an interrupted run). The folder name carries a hash of the whole
+configuration, so a changed setting is a new run and an unchanged one is never retrained;
+Table 1's MOSS model is Table 4's ``full`` run, trained once.
+``evaluated(run)`` scores a run's best checkpoint on its configuration's test set and caches the
+per-image numbers in the run folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .checkpoint import atomic_write_text, load_checkpoint, load_model
+from .profiles import TrainConfig, config_from_dict, config_hash, make_config
+
+__all__ = ["run_dir", "trained", "evaluated", "config_of_run"]
+
+
+def run_dir(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path:
+    """``runs/<profile>/<ablation>[-<arch>][-l<percent>]-<hash>``."""
+    name = cfg.ablation
+    if cfg.arch != "moedn":
+        name += f"-{cfg.arch}"
+    if cfg.data.label_fraction < 1.0:
+        name += f"-l{round(cfg.data.label_fraction * 100)}"
+    return Path(runs_dir) / cfg.profile / f"{name}-{config_hash(cfg)}"
+
+
+def trained(
+    profile: str,
+    config: str = "full",
+    data_root: str | None = None,
+    runs_dir: str | os.PathLike = "runs",
+    overrides: dict | None = None,
+    seed: int = 0,
+    arch: str = "moedn",
+    quiet: bool = False,
+) -> Path:
+    """The folder of a finished run of this configuration (trained or resumed when needed)."""
+    from .train import Trainer
+
+    cfg = make_config(profile, config, data_root=data_root, overrides=overrides, seed=seed, arch=arch)
+    out = run_dir(cfg, runs_dir)
+    if (out / "done.json").exists():
+        return out
+    Trainer(cfg, out, quiet=quiet).fit(resume=True)
+    return out
+
+
+def config_of_run(run: str | os.PathLike) -> TrainConfig:
+    run = Path(run)
+    path = run / "config.json"
+    if path.exists():
+        return config_from_dict(json.loads(path.read_text()))
+    return config_from_dict(load_checkpoint(run / "checkpoint.pt")["config"])
+
+
+def evaluated(run: str | os.PathLike, convention: str = "rgb", which: str = "best", test: str | None = None) -> dict:
+    """Metrics of a run on its test set (or ``test``, a folder), cached in the run folder.
+
+    Returns ``{"splits": {group: {"n", "psnr", "ssim"}}, "per_image": {group: [...]}, ...}``.
+    """
+    from .evaluate import evaluate_pairs, summarise
+    from .data import open_dataset
+    from .metrics import describe
+    from .trainset import test_dataset
+
+    run = Path(run)
+    cfg = config_of_run(run)
+    tag = config_hash(cfg) if test is None else Path(test).name
+    cache = run / f"eval-{which}-{convention}-{tag}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    dataset = test_dataset(cfg.data) if test is None else open_dataset(test)
+    model = load_model(run, which=which)
+    per_image = evaluate_pairs(dataset.test_groups(), model, convention)
+    result = {
+        "run": str(run),
+        "which": which,
+        "test": str(dataset.root),
+        "convention": convention,
+        "convention_text": describe(convention),
+        "splits": summarise(per_image),
+        "per_image": per_image,
+        "profile": cfg.profile,
+        "ablation": cfg.ablation,
+        "seed": cfg.seed,
+        "config_hash": config_hash(cfg),
+    }
+    atomic_write_text(json.dumps(result, indent=2) + "\n", cache)
+    return result

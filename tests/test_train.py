@@ -1,0 +1,154 @@
+"""Trainer behaviour on the tiny embedded data (``smoke`` profile)."""
+import json
+import os
+
+import pytest
+import torch
+
+from mosslib import losses
+from mosslib.checkpoint import load_checkpoint, load_model
+from mosslib.profiles import ABLATIONS, make_config
+from mosslib.train import Trainer, TrainingDiverged
+
+
+def smoke(ablation="full", **over):
+    base = {"optim.steps": 4, "optim.pretrain_steps": 2, "optim.val_every": 2, "optim.ckpt_every": 2}
+    base.update(over)
+    return make_config("smoke", ablation, data_root="", overrides=base)
+
+
+@pytest.mark.parametrize("ablation", sorted(set(ABLATIONS) - {"supervised"}))
+def test_each_ablation_builds_and_steps(ablation, tmp_path):
+    cfg = smoke(ablation, **{"optim.steps": 3, "optim.pretrain_steps": 1})
+    summary = Trainer(cfg, tmp_path, quiet=True).fit()
+    assert summary["steps"] == 3
+    assert (tmp_path / "done.json").exists() and (tmp_path / "best.pt").exists()
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    stages = {r["stage"] for r in log}
+    assert stages == ({"pretrain", "self-train"} if cfg.loss.self_train else {"pretrain"})
+    if cfg.loss.self_train:
+        assert any(r["l_un"] > 0 for r in log if r["stage"] == "self-train")
+    model = load_model(tmp_path)
+    assert (model.memory is None) == (not cfg.model.use_memory)
+
+
+def test_stage_switch_resets_teacher_and_writes_pretrain_checkpoint(tmp_path):
+    cfg = smoke(**{"optim.steps": 3, "optim.pretrain_steps": 2})
+    tr = Trainer(cfg, tmp_path, quiet=True)
+    tr.fit(stop_at=2)
+    for k, v in tr.teacher.net.state_dict().items():  # xi <- theta at the switch
+        assert torch.equal(v, tr.model.state_dict()[k]), k
+    assert (tmp_path / "pretrain.pt").exists()
+    assert load_checkpoint(tmp_path / "pretrain.pt")["step"] == 2
+
+
+def test_exact_resume(tmp_path):
+    torch.use_deterministic_algorithms(True)
+    try:
+        cfg = smoke()
+        a = Trainer(cfg, tmp_path / "a", quiet=True)
+        a.fit()
+        b = Trainer(cfg, tmp_path / "b", quiet=True)
+        b.fit(stop_at=2)
+        b2 = Trainer(cfg, tmp_path / "b", quiet=True)  # a fresh process would do the same
+        b2.fit(resume=True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    ca, cb = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert ca["step"] == cb["step"] == 4
+    for part in ("model", "teacher"):
+        for k in ca[part]:
+            assert torch.equal(ca[part][k], cb[part][k]), (part, k)
+    assert torch.equal(ca["model"]["memory.items"], cb["model"]["memory.items"])
+    sa, sb = ca["optimizer"]["state"], cb["optimizer"]["state"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # no duplicated log lines after the resume
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    Trainer(smoke(), tmp_path, quiet=True).fit(stop_at=2)
+    with pytest.raises(ValueError, match="another configuration"):
+        Trainer(smoke(**{"loss.lambda_tv": 0.5}), tmp_path, quiet=True).fit(resume=True)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    tr = Trainer(smoke(), tmp_path, quiet=True)
+    tr.fit(stop_at=2)
+    good = load_checkpoint(tmp_path / "checkpoint.pt")
+
+    def crash(obj, fh, *a, **k):
+        fh.write(b"partial")
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save()
+    monkeypatch.undo()
+    again = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert again["step"] == good["step"] == 2
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    tr = Trainer(smoke(), tmp_path, quiet=True)
+    tr.fit(stop_at=2)
+    real = losses.l1
+    monkeypatch.setattr(losses, "l1", lambda a, b: real(a, b) * float("nan"))
+    with pytest.raises(TrainingDiverged, match="non-finite loss at step 2"):
+        tr.fit(resume=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
+
+
+def test_smoke_loss_goes_down(tmp_path):
+    cfg = smoke("no_selftrain", **{"optim.steps": 40, "optim.val_every": 40, "optim.ckpt_every": 40, "optim.lr": 1e-3})
+    Trainer(cfg, tmp_path, quiet=True).fit()
+    log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    first = sum(r["l_su"] for r in log[:8]) / 8
+    last = sum(r["l_su"] for r in log[-8:]) / 8
+    assert last < 0.8 * first, (first, last)
+
+
+def test_cli_train_then_evaluate(tmp_path, capsys):
+    from mosslib.cli import main
+    from mosslib.embedded import ensure
+
+    out = tmp_path / "run"
+    assert main(["train", "--profile", "smoke", "--data", "", "--steps", "2", "--out", str(out), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 2
+    assert main(["train", "--profile", "smoke", "--data", "", "--out", str(out), "--quiet"]) == 2  # exists
+    test_root = ensure(size="tiny") / "sirr_like"
+    assert main(["evaluate", "--data", str(test_root), "--checkpoint", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["splits"]) == {"dense", "sparse", "all"} and res["convention"] == "rgb"
+
+
+def _ddp_worker(rank, world, store, out, result):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        tr = Trainer(smoke(**{"optim.steps": 3, "optim.pretrain_steps": 1}), out, quiet=True)
+        tr.fit()
+        torch.save({"model": tr.model.state_dict(), "items": tr.model.memory.items}, f"{result}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_distributed_run_keeps_ranks_identical(tmp_path):
+    import torch.multiprocessing as mp
+
+    from mosslib.embedded import ensure
+
+    ensure(size="tiny")  # build the cache before the workers race for it
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "r")), nprocs=2)
+    r0 = torch.load(tmp_path / "r.0", weights_only=True)
+    r1 = torch.load(tmp_path / "r.1", weights_only=True)
+    assert torch.equal(r0["items"], r1["items"])
+    for k in r0["model"]:
+        assert torch.allclose(r0["model"][k], r1["model"][k], atol=1e-6), k
+    # the memory moved away from its initialisation (the all-reduced update ran)
+    from mosslib.network import MOEDN
+
+    assert not torch.equal(MOEDN(smoke().model).memory.items, r0["items"])
