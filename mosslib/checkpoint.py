@@ -97,7 +97,7 @@ def run_metadata(seed: int | None = None, device: str | torch.device = "cpu") ->
         "seed": seed,
         "git_commit": _git_commit(),
         "mosslib_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         "device": str(device),
         "threads": torch.get_num_threads(),

@@ -47,7 +47,7 @@ class DataConfig:
     test: str = "sirr_like"  # test set (never used for model selection)
     val_fraction: float = 0.1  # validation pairs carved from D_L for model selection
     label_fraction: float = 1.0  # limited labels (paper 4.4): the rest of D_L joins D_U, labels dropped
-    extra_rain: str = ""  # procedural rain style rendered on D_L's clean images as extra labeled pairs
+    extra_rain: str = ""  # procedural rain styles ("dense,heavy") rendered on D_L's clean images as extra pairs
     extra_rain_copies: int = 0
     crop: int = 64
     batch_size: int = 4  # labeled images per step (and unlabeled images per step)
@@ -107,8 +107,8 @@ PROFILES: dict[str, dict] = {
         optim=dict(steps=300, pretrain_steps=100, val_every=100, ckpt_every=50, log_every=10),
     ),
     "cpu": dict(
-        data=dict(_REAL, crop=128, batch_size=6, extra_rain="heavy", extra_rain_copies=1, val_max_side=256),
-        optim=dict(steps=30000, pretrain_steps=6000, lr=2e-4, val_every=1000, ckpt_every=200, log_every=50),
+        data=dict(_REAL, crop=128, batch_size=4, extra_rain="dense,heavy", extra_rain_copies=1, val_max_side=256),
+        optim=dict(steps=40000, pretrain_steps=10000, lr=2e-4, val_every=1000, ckpt_every=200, log_every=50),
     ),
     "paper": dict(
         data=dict(_REAL, crop=256, batch_size=16),

@@ -145,12 +145,13 @@ class Trainer:
     def train_step(self) -> dict:
         """One optimiser step at ``self.step``; returns the loss terms as floats."""
         cfg, step = self.cfg, self.step
-        x_l, y_l = (t.to(self.device) for t in self.data.labeled.batch(_step_seed(cfg.seed, step, self.rank, 0)))
+        # each rank reads its own batches: sampler step = step * world + rank (epoch-ordered)
+        x_l, y_l = (t.to(self.device) for t in self.data.labeled.batch(step * self.world + self.rank))
         self_train = cfg.loss.self_train and step >= cfg.optim.pretrain_steps and self.data.unlabeled is not None
         self.student.train()
         with self._autocast():
             if self_train:
-                x_u = self.data.unlabeled.batch(_step_seed(cfg.seed, step, self.rank, 1)).to(self.device)
+                x_u = self.data.unlabeled.batch(step * self.world + self.rank).to(self.device)
                 y_p = self.teacher(x_u).float()
                 gen = torch.Generator().manual_seed(_step_seed(cfg.seed, step, self.rank, 2))
                 x_n, y_hat, _ = losses.noisy_samples(

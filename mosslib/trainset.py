@@ -58,34 +58,38 @@ class TrainData:
 
 def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> TrainData:
     from .data import open_dataset
-    from .imageio import read_rgb
-    from .sampling import ImageSampler, PairSampler, limited_labels, validation_split
+    from .sampling import ImageBank, ImageSampler, PairSampler, limited_labels, validation_split
 
     d = cfg.data
     root = data_root(d)
     pairs = open_dataset(root / d.labeled).split(d.labeled_split).pairs
     train_pairs, val_pairs = validation_split(pairs, d.val_fraction, cfg.seed)
     labeled_pairs, dropped = limited_labels(train_pairs, d.label_fraction, cfg.seed)
-    labeled = [p.load() for p in labeled_pairs]  # [(rainy, clean)]
+    bank = ImageBank(labeled_pairs)
     n_extra = 0
     if d.extra_rain and d.extra_rain_copies > 0:
         from .rain import render_rain
 
-        for copy in range(d.extra_rain_copies):
-            for i, (_, clean) in enumerate(list(labeled[: len(labeled_pairs)])):
-                rainy, _, _ = render_rain(clean, d.extra_rain, seed=cfg.seed * 1_000_003 + copy * 100_003 + i)
-                labeled.append((rainy, clean))
-                n_extra += 1
-    unlabeled = [p.load()[0] for p in dropped]
+        cleans = list(bank.targets)
+        for s, style in enumerate(d.extra_rain.split(",")):
+            for copy in range(d.extra_rain_copies):
+                for i, clean in enumerate(cleans):
+                    seed = cfg.seed * 1_000_003 + (s * 97 + copy) * 100_003 + i
+                    rainy, _, _ = render_rain(clean, style.strip(), seed=seed)
+                    bank.inputs.append(rainy)
+                    bank.targets.append(clean)
+                    bank.names.append(f"{bank.names[i]}-{style.strip()}{copy}")
+                    n_extra += 1
+    sources = list(dropped)
     n_folder = 0
     if d.unlabeled:
         upath = Path(d.unlabeled) if Path(d.unlabeled).is_absolute() else root / d.unlabeled
-        for path in open_dataset(upath).split("all").unlabeled:
-            unlabeled.append(read_rgb(path))
-            n_folder += 1
+        folder = open_dataset(upath).split("all").unlabeled
+        sources += folder
+        n_folder = len(folder)
     val = [(_centre_crop(r, d.val_max_side), _centre_crop(c, d.val_max_side)) for r, c in (p.load() for p in val_pairs)]
-    labeled_sampler = PairSampler(labeled, d.crop, d.batch_size, cfg.seed)
-    unlabeled_sampler = ImageSampler(unlabeled, d.crop, d.batch_size, cfg.seed + 1) if unlabeled else None
+    labeled_sampler = PairSampler(bank, d.crop, d.batch_size, cfg.seed)
+    unlabeled_sampler = ImageSampler(ImageBank(sources, paired=False), d.crop, d.batch_size, cfg.seed + 1) if sources else None
     counts = {
         "root": str(root),
         "labeled": len(labeled_pairs),
