@@ -2,7 +2,7 @@
 
 Profiles (``make_config(profile, ablation)``):
 
-* ``smoke``  - seconds; the tiny embedded data; for tests and CI.
+* ``smoke``  - seconds; the tiny embedded data and a reduced MOEDN; for tests and CI.
 * ``quick``  - the default; the embedded data on 2 CPU cores, about a minute per run.
 * ``cpu``    - real data (``DATA_ROOT``: Rain100L train as D_L plus heavy procedural rain on its
   clean images, the 147 DDN-SIRR real photos as D_U, DDN-SIRR test); hours on 2 cores.
@@ -98,7 +98,8 @@ class TrainConfig:
 _REAL = dict(labeled="Rain100L", labeled_split="train", unlabeled="DDN-SIRR/real_input", test="DDN-SIRR")
 
 PROFILES: dict[str, dict] = {
-    "smoke": dict(
+    "smoke": dict(  # a reduced MOEDN (same structure, fewer channels and layers) so tests take seconds
+        model=dict(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=2, memory_items=64),
         data=dict(embedded_size="tiny", crop=32, batch_size=2),
         optim=dict(steps=6, pretrain_steps=3, val_every=3, ckpt_every=3, log_every=1),
     ),
@@ -108,7 +109,7 @@ PROFILES: dict[str, dict] = {
     ),
     "cpu": dict(
         data=dict(_REAL, crop=128, batch_size=4, extra_rain="dense,heavy", extra_rain_copies=1, val_max_side=256),
-        optim=dict(steps=40000, pretrain_steps=10000, lr=2e-4, val_every=1000, ckpt_every=200, log_every=50),
+        optim=dict(steps=25000, pretrain_steps=5000, lr=2e-4, val_every=1000, ckpt_every=200, log_every=50),
     ),
     "paper": dict(
         data=dict(_REAL, crop=256, batch_size=16),

@@ -4,7 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Test workloads are tiny: one thread is faster for them and immune to oversubscription when
+# other processes share the cores (with 2 busy threads a tiny conv can be 20x slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by notebook kernels and workers
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(os.environ.get("DATA_ROOT") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
