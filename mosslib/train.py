@@ -219,11 +219,38 @@ class Trainer:
         keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
         atomic_write_text("".join(k + "\n" for k in keep), path)
 
+    def _lock(self) -> None:
+        """One trainer per run folder: a second process gets a clear error, not a corrupted run."""
+        self._lock_fh = None
+        if self.rank != 0:
+            return
+        import fcntl
+
+        fh = open(self.out / ".lock", "w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise RuntimeError(f"{self.out}: another process is training into this folder") from None
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+
     def fit(self, resume: bool = True, stop_at: int | None = None) -> dict:
         """Train to ``optim.steps`` (or stop early at ``stop_at``, e.g. to test resuming);
         returns the summary, also written to ``done.json`` when the run is complete."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            return self._fit(resume, stop_at)
+        finally:
+            if self._lock_fh is not None:
+                self._lock_fh.close()
+                self._lock_fh = None
+
+    def _fit(self, resume: bool, stop_at: int | None) -> dict:
+        cfg = self.cfg
         ckpt_path = self.out / "checkpoint.pt"
         if resume and ckpt_path.exists():
             self.load(ckpt_path)
@@ -325,6 +352,11 @@ def run(args) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except RuntimeError as exc:
+        if "another process" not in str(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()

@@ -152,3 +152,14 @@ def test_two_process_distributed_run_keeps_ranks_identical(tmp_path):
     from mosslib.network import MOEDN
 
     assert not torch.equal(MOEDN(smoke().model).memory.items, r0["items"])
+
+
+def test_second_trainer_on_the_same_folder_is_refused(tmp_path):
+    import fcntl
+
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".lock", "w") as held:  # as a running trainer holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match="another process"):
+            Trainer(smoke(), tmp_path, quiet=True).fit(stop_at=2)
+    Trainer(smoke(), tmp_path, quiet=True).fit(stop_at=1)  # free again
