@@ -115,10 +115,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "Weights only load failed" in str(exc):
-            msg = "it holds objects other than tensors and plain data (refused: weights_only=True)"
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file?): {msg}") from exc
+        if "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint: it holds Python objects other than tensors and "
+                "plain data (refused: weights_only=True, so no pickle is ever executed)"
+            ) from exc
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupt, or not a torch file)") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a mosslib checkpoint (no 'format': 'mosslib' entry)")
     if ckpt.get("version", 0) > VERSION:

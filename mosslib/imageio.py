@@ -25,7 +25,8 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, transpose: bool = True) -> Image.Image:
+    """Open and decode ``path`` (ImageError on failure); ``transpose``: apply EXIF orientation."""
     if not path.exists():
         raise ImageError(f"{path}: no such file")
     if path.is_dir():
@@ -37,8 +38,12 @@ def _open(path: Path) -> Image.Image:
         img.load()  # decode now, so truncated files fail here
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: not an image in a format Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: unreadable or truncated image ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: too many pixels to decode safely ({exc})") from exc
+    except Exception as exc:  # OSError, SyntaxError, EOFError, struct.error, zlib.error, ...
+        raise ImageError(f"{path}: unreadable or truncated image ({type(exc).__name__}: {exc})") from exc
+    if not transpose:
+        return img
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not make the pixels unusable
