@@ -2,6 +2,7 @@
 #   make test       - bootstrap .venv (pinned) and run the test suite
 #   make reproduce  - bootstrap .venv and execute the book (PROFILE=quick|cpu|paper|smoke, DATA_ROOT=...)
 #   make lab        - JupyterLab on the notebooks
+#   make e2e        - the memory explorer tested in a real (headless) browser
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -32,6 +33,10 @@ reproduce: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m mosslib bench --profile $(PROFILE)
+
+# End-to-end: JupyterLab + headless Debian chromium (installed when missing) driving 05_memory.
+e2e: $(STAMP)
+	PY=$(PY) bash scripts/e2e.sh
 
 lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks/

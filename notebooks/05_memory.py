@@ -1,0 +1,103 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Inside the rain memory
+#
+# MOSS puts a memory of $m$ items between the encoder and the decoder (paper section 3.1.2).
+# Every position $j$ of the encoding $z(x)$ is a query: its cosine similarity $s_{ij}$ to each
+# item $e_i$ (Eq. 1) picks the nearest item (Eq. 2), which moves towards the mean of the
+# queries that chose it (Eq. 3, self-supervised, no labels needed); the decoder reads the
+# memory through the soft attention $a_{ij}$ (Eq. 4-5). The paper calls the items
+# "prototypical patterns of rain degradations".
+#
+# This notebook looks at them, for the `full` MOSS run of the profile:
+#
+# * the rainy input, the derained output and the removed residual of an image;
+# * which item is nearest at each position of $z(x)$;
+# * how often each item is chosen over a set of images (alive items, items never chosen);
+# * the attention map $a_{ij}$ of one item over an image, and the input patches whose queries
+#   are nearest to it (the item's receptive field on the input);
+# * a 2-D PCA of the items coloured by usage, for the memory after supervised pre-training
+#   (`pretrain.pt`) and after self-training (`best.pt`), on shared axes.
+#
+# Executed non-interactively (papermill, `make reproduce`) the views are written to
+# `figures/<profile>/memory_*.png` and shown below; in a live kernel the last cell opens the
+# interactive explorer.
+
+# %% tags=["parameters"]
+profile = "quick"
+data_root = ""  # empty: the embedded data set
+results_dir = "results"
+figures_dir = "figures"
+runs_dir = "runs"
+run_dir = ""  # an existing run folder to explore instead of the profile's `full` run
+max_images = 0  # images per source (test, real) in the explorer; 0: all
+max_index_images = 48  # images over which usage and nearest patches are computed
+precision = "fp32"  # "bf16": 2-3x faster views on CPUs with bf16 units (visually the same)
+
+# %%
+from pathlib import Path
+
+from IPython.display import Image, display
+
+from mosslib import memviz
+from mosslib.experiments import trained
+
+run = Path(run_dir) if run_dir else trained(profile, "full", data_root or None, runs_dir=runs_dir, quiet=True)
+models = memviz.run_checkpoints(run)
+sources = memviz.run_image_sets(run, max_per_source=max_images or None)
+all_images = {name: path for group in sources.values() for name, path in group.items()}
+views = memviz.MemoryViews(models, all_images, index_images=memviz.spread(list(all_images), max_index_images),
+                           precision=precision)
+print(f"run {run}: checkpoints {list(models)}; {len(all_images)} images, usage over {len(views.index_images)}")
+
+# %% [markdown]
+# ## Item usage
+#
+# An item is *alive* when it is the nearest item of at least one query over the image set.
+# With an untrained memory the random items are chosen very unevenly; training moves the
+# chosen items towards the data (Eq. 3) while items nobody chooses keep their value.
+
+# %%
+table = memviz.usage_table(views)
+out = Path(results_dir) / profile
+out.mkdir(parents=True, exist_ok=True)
+table.to_csv(out / "memory_usage.csv")
+table
+
+# %% [markdown]
+# ## Static views
+#
+# For each checkpoint: one image's input / output / residual, its nearest-item map, the usage
+# histogram, and the attention maps and nearest patches of the three most used items.
+
+# %%
+figures = memviz.save_memory_figures(views, Path(figures_dir) / profile)
+for path in figures:
+    print(path)
+    display(Image(filename=str(path)))
+
+# %% [markdown]
+# ## The explorer
+#
+# Pick the checkpoint, a source (test set, real photos, or your own upload) and an image; move
+# the item slider to see that item's attention over the image (upsampled from $z(x)$'s grid)
+# and the input patches nearest to it. The usage histogram and the PCA mark the selected item.
+# Each new image costs one forward pass; changing the item costs no network call at all.
+
+# %%
+from mosslib.widgets import MemoryExplorer
+
+explorer = MemoryExplorer(views, {source: list(names) for source, names in sources.items()})
+explorer.widget
