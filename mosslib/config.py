@@ -27,6 +27,7 @@ class ModelConfig:
     memory_seed: int = 0  # seed of the item initialisation (random unit vectors)
     use_memory: bool = True  # False: z_hat = z (Table 4, "w/o Memory")
     use_skip: bool = True  # False: no s(x) - g(x) subtraction (Table 4, "w/o Skip-Connect")
+    init: str = "identity"  # "identity": the network starts close to f(x) = tanh(x) (see network.py); "default": PyTorch's
 
     @property
     def latent_dim(self) -> int:
@@ -42,6 +43,8 @@ class ModelConfig:
         for name in ("ngf", "num_blocks", "num_layers", "delta", "memory_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.init not in ("identity", "default"):
+            raise ValueError(f"ModelConfig.init must be 'identity' or 'default', got {self.init!r}")
         if not 0 <= self.num_scales <= self.num_blocks:
             raise ValueError(f"ModelConfig.num_scales must lie in [0, num_blocks], got {self.num_scales}")
 

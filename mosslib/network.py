@@ -12,8 +12,19 @@ with no normalisation; the decoder mirrors the encoder, its last ``num_scales`` 
 with bilinear 2x up-sampling. The release's extra encoder-to-decoder "fuse" blocks are not in
 the paper's design and are left out, so this network has fewer parameters than the release.
 
+Initialisation (the paper does not say; ``ModelConfig.init``): with ``"identity"`` (the default)
+the second conv of every residual branch starts at zero (each layer starts as its shortcut, as
+in Fixup / zero-gamma), the head's first three channels copy the RGB input and the tail reads
+them back, so an untrained MOEDN outputs about ``tanh(x - g(x))`` instead of noise. On the CPU
+budgets of this project that start matters: after 150 quick-profile steps the validation PSNR
+was 20.9 dB with it and 18.5 dB with PyTorch's default init (``"default"``), whose untrained
+output is 0.54 L1 away from the target against 0.18 (re-run: ``python -m mosslib train
+--profile quick --config no_selftrain --steps 150 --set model.init=default``).
+
 Sizes that are not multiples of ``2**num_scales`` are padded inside ``forward`` (reflect where
-the image is large enough, replicate otherwise) and cropped back.
+the image is large enough, replicate otherwise) and cropped back. On CPU the activations are
+kept in channels_last (NHWC) memory format inside ``forward`` (about 1.15-1.3x faster, see
+``mosslib.bench``); the output is a contiguous (B, 3, H, W) tensor as before.
 """
 from __future__ import annotations
 
@@ -98,10 +109,34 @@ class MOEDN(nn.Module):
         )
         self.decoder = _decoder(cfg)
         self.tail = nn.Conv2d(cfg.ngf, 3, 3, padding=1)
+        if cfg.init == "identity":
+            self._identity_init()
+
+    @torch.no_grad()
+    def _identity_init(self) -> None:
+        """Residual branches start at zero; head channels 0-2 copy RGB, the tail reads them back."""
+        for layer in self.modules():
+            if isinstance(layer, ResidualLayer):
+                nn.init.zeros_(layer.conv2.weight)
+                nn.init.zeros_(layer.conv2.bias)
+        self.head.weight[:3].zero_()
+        self.tail.weight.zero_()
+        self.tail.bias.zero_()
+        for c in range(3):
+            self.head.weight[c, c, 1, 1] = 1.0
+            self.tail.weight[c, c, 1, 1] = 1.0
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Pad to a multiple of 2**num_scales; on CPU switch to channels_last (oneDNN's native
+        layout, so no reorder around each convolution). Returns (x, (H, W))."""
+        x, hw = pad_to_multiple(x, self.cfg.multiple)
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, hw
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """z(x): (B, 3, H, W) -> (B, c, H', W') with H' = ceil(H / 2**num_scales)."""
-        x, _ = pad_to_multiple(x, self.cfg.multiple)
+        x, _ = self._pad(x)
         return self.encoder(self.head(x))
 
     @torch.no_grad()
@@ -114,10 +149,10 @@ class MOEDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"MOEDN expects (B, 3, H, W) images in [-1, 1], got shape {tuple(x.shape)}")
-        x, (h, w) = pad_to_multiple(x, self.cfg.multiple)
+        x, (h, w) = self._pad(x)
         s = self.head(x)  # s(x): (B, ngf, H, W)
         z = self.encoder(s)  # z(x): (B, c, H/8, W/8)
         z_hat = self.memory(z) if self.memory is not None else z  # Eq. 3-5
         g = self.decoder(z_hat)  # g(x): (B, ngf, H, W)
         y = self.tail(s - g if self.cfg.use_skip else g)
-        return torch.tanh(y)[..., :h, :w]
+        return torch.tanh(y)[..., :h, :w].contiguous()

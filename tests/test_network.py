@@ -27,10 +27,16 @@ def test_default_config_is_the_released_test_configuration():
     assert net.attention(torch.zeros(1, 3, 64, 40)).shape == (1, 512, 8, 5)
 
 
-def test_gradients_reach_encoder_and_decoder_not_memory(tiny_model_config):
-    net = MOEDN(tiny_model_config).train()
+@pytest.mark.parametrize("init", ["default", "identity"])
+def test_gradients_reach_encoder_and_decoder_not_memory(tiny_model_config, init):
+    import dataclasses
+
+    net = MOEDN(dataclasses.replace(tiny_model_config, init=init)).train()
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     net(x).mean().backward()
+    if init == "identity":  # zero-initialised branches: their second conv gets the first gradient
+        assert net.encoder[0].conv2.weight.grad.abs().sum() > 0
+        return
     assert net.head.weight.grad.abs().sum() > 0
     assert net.encoder[0].conv1.weight.grad.abs().sum() > 0
     assert net.decoder[-1].conv2.weight.grad.abs().sum() > 0
@@ -76,3 +82,20 @@ def test_ablation_switches_change_the_graph(tiny_model_config):
 def test_bad_input_shape_is_a_clear_error(tiny_model_config):
     with pytest.raises(ValueError, match="B, 3, H, W"):
         MOEDN(tiny_model_config)(torch.zeros(3, 16, 16))
+
+
+def test_identity_init_starts_close_to_the_input(tiny_model_config):
+    import dataclasses
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16) * 1.6 - 0.8
+    ident = MOEDN(tiny_model_config).eval()
+    default = MOEDN(dataclasses.replace(tiny_model_config, init="default")).eval()
+    err_ident = (ident(x) - x).abs().mean()
+    err_default = (default(x) - x).abs().mean()
+    assert err_ident < 0.5 * err_default
+    # residual branches start at zero: each layer is its shortcut
+    layer = ident.encoder[0]
+    assert torch.count_nonzero(layer.conv2.weight) == 0
+    with pytest.raises(ValueError, match="init"):
+        dataclasses.replace(tiny_model_config, init="xavier")
