@@ -161,7 +161,13 @@ def load_model(path: str | os.PathLike | None = None, which: str = "best", devic
         path = path / ("best.pt" if which == "best" else "checkpoint.pt")
     ckpt = load_checkpoint(path)
     cfg = model_config_of(ckpt, path)
-    model = MOEDN(cfg)
+    arch = ckpt["config"].get("arch", "moedn") if isinstance(ckpt["config"], dict) else "moedn"
+    if arch == "moedn":
+        model = MOEDN(cfg)
+    else:  # a supervised peer trained with `train --model NAME`
+        from .baselines import build_model
+
+        model = build_model(arch)
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     try:
         model.load_state_dict(state)

@@ -169,3 +169,16 @@ def test_second_trainer_on_the_same_folder_is_refused(tmp_path):
         with pytest.raises(RuntimeError, match="another process"):
             Trainer(smoke(), tmp_path, quiet=True).fit(stop_at=2)
     Trainer(smoke(), tmp_path, quiet=True).fit(stop_at=1)  # free again
+
+
+def test_prenet_trains_as_a_supervised_peer(tmp_path):
+    from mosslib.cli import main
+
+    out = tmp_path / "prenet"
+    rc = main(["train", "--profile", "smoke", "--data", "", "--model", "prenet", "--config", "no_selftrain",
+               "--steps", "2", "--out", str(out), "--quiet"])
+    assert rc == 0
+    model = load_model(out)
+    assert type(model).__name__ == "PReNet"
+    x = torch.rand(1, 3, 20, 28) * 2 - 1
+    assert model(x).shape == x.shape
