@@ -152,6 +152,8 @@ def make_config(
         raise ValueError(f"unknown profile {profile!r}; use one of {sorted(PROFILES)}")
     if ablation not in ABLATIONS:
         raise ValueError(f"unknown ablation {ablation!r}; use one of {sorted(ABLATIONS)}")
+    if ablation == "supervised":  # an alias: the same run (and cache entry) as no_selftrain
+        ablation = "no_selftrain"
     cfg = _apply(TrainConfig(profile=profile, ablation=ablation, seed=seed, arch=arch), PROFILES[profile])
     cfg = _apply(cfg, ABLATIONS[ablation])
     if data_root is None and profile in ("cpu", "paper"):

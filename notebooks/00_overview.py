@@ -1,0 +1,162 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # MOSS, reproduced: overview
+#
+# This book reproduces *Memory Oriented Transfer Learning for Semi-Supervised Image Deraining*
+# (MOSS; Huang, Yu, He, CVPR 2021) with the `mosslib` package.
+#
+# **What MOSS is.** A deraining network trained on two kinds of data: labeled synthetic pairs
+# $\mathcal{D}_L$ (rainy image, clean image) and unlabeled real rainy photos $\mathcal{D}_U$.
+# Two ideas let it learn from the photos without labels:
+#
+# 1. **MOEDN**, an encoder-decoder whose encoder output $z(x)$ (features of the *rain*, thanks to
+#    the skip connection $s(x) - g(x)$ that keeps the background out of the encoder) queries a
+#    **memory** of $m$ rain prototypes. The memory is updated without gradients, by moving each
+#    item towards the mean of the queries that chose it (Eq. 1-3), and read with soft attention
+#    (Eq. 4-5). Rain seen in unlabeled photos shapes the memory too.
+# 2. **Self-training**: a teacher network (an exponential moving average of the student, Eq. 7)
+#    derains the unlabeled photos; their rain residuals and the labeled ones are mixed with
+#    random backgrounds into new noisy pairs (Eq. 8-9) on which the student is trained with L1 and
+#    a small total-variation term (Eq. 10-12).
+#
+# The notebooks that follow: `01_ddn_sirr` (Table 1, Figs. 4-5), `02_limited_labels`
+# (Tables 2-3), `03_timing` (Fig. 8), `04_ablation` (Table 4), `05_memory` (what the memory
+# holds) and `06_real_world` (the user study). Every number the book prints names the profile,
+# data and metric convention that produced it, next to the paper's number marked "(reported)".
+
+# %% tags=["parameters"]
+profile = "quick"  # smoke | quick | cpu | paper
+data_root = ""  # empty: the embedded data; else a folder such as ../shared/data
+results_dir = "results"
+figures_dir = "figures"
+runs_dir = "runs"
+seeds = 1
+
+# %%
+import importlib
+import inspect
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from mosslib import paper, tables
+from mosslib.checkpoint import run_metadata
+from mosslib.metrics import CONVENTIONS
+from mosslib.profiles import PROFILES, make_config
+
+dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+cfg = make_config(profile, "full", data_root=data_root or None)
+print(f"profile {profile}; results -> {dirs.results}; figures -> {dirs.figures}; runs -> {dirs.runs}")
+
+# %% [markdown]
+# ## The equations and the code that implements them
+#
+# Each row names the function or class that implements an equation; the cell resolves every
+# name, so a renamed function breaks this notebook instead of silently leaving the table stale.
+
+# %%
+EQUATIONS = [
+    ("Fig. 2", "MOEDN: head s(x), encoder z(x), memory, decoder g(x), tail on s(x) - g(x), tanh", "mosslib.network:MOEDN"),
+    ("Eq. 1", "cosine similarity s_ij of item e_i and query z_j", "mosslib.memory:RainMemory.similarity"),
+    ("Eq. 2", "nearest item k(j) = argmax_i s_ij", "mosslib.memory:RainMemory.assign"),
+    ("Eq. 3", "self-supervised update e_i <- tau e_i + (1 - tau) mean of its queries", "mosslib.memory:RainMemory.update_"),
+    ("Eq. 4", "attention a_ij = softmax_i(s_ij)", "mosslib.memory:RainMemory.attention"),
+    ("Eq. 5", "memory read z_hat_j = sum_i a_ij e_i", "mosslib.memory:RainMemory.read"),
+    ("Eq. 6", "supervised loss L_SU = |f(x_l) - y_l|_1", "mosslib.losses:l1"),
+    ("Eq. 7", "teacher EMA xi <- v xi + (1 - v) theta", "mosslib.teacher:Teacher.update"),
+    ("Eq. 8-9", "rain residuals R and noisy pairs x_n = T(x_hat + alpha r)", "mosslib.losses:noisy_samples"),
+    ("Eq. 10", "unsupervised loss L_UN = |f(x_n) - y_hat|_1", "mosslib.losses:l1"),
+    ("Eq. 11", "total variation of f(x_n)", "mosslib.losses:tv"),
+    ("Eq. 12", "L = l1 L_SU + l2 L_UN + l3 L_TV, one training step", "mosslib.train:Trainer.train_step"),
+    ("Sec. 4.1", "PSNR / SSIM on RGB with scikit-image", "mosslib.metrics:psnr"),
+]
+
+
+def resolve(target: str):
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+rows = []
+for where, what, target in EQUATIONS:
+    doc = (inspect.getdoc(resolve(target)) or "").splitlines()
+    rows.append({"paper": where, "what": what, "mosslib": target.replace(":", "."), "docstring": doc[0] if doc else ""})
+display(Markdown(tables.markdown_table(pd.DataFrame(rows))))
+
+# %% [markdown]
+# ## How to run the book
+#
+# ```
+# make reproduce                                   # profile quick, embedded data (about 20 min on 2 cores)
+# make reproduce PROFILE=cpu DATA_ROOT=../shared/data   # real data, hours on 2 cores
+# make reproduce PROFILE=paper DATA_ROOT=...       # the paper's hyper-parameters, for a GPU
+# make lab                                         # JupyterLab on these notebooks
+# ```
+#
+# `make reproduce` runs `python -m mosslib book --profile PROFILE [--data DATA_ROOT]`: each
+# notebook is executed with papermill into `build/<profile>/`, tables go to
+# `results/<profile>/` (CSV and Markdown), figures to `figures/<profile>/` (PNG). Training runs
+# are cached in `runs/<profile>/` by a hash of their configuration, so an interrupted book
+# resumes, notebooks share models (Table 1's MOSS model is Table 4's "Ours"), and a notebook
+# whose inputs did not change is not executed again.
+#
+# ## The profiles
+#
+# The profile of this execution is printed below the table; the numbers of the following
+# notebooks come from it.
+
+# %%
+prof = []
+for name in PROFILES:
+    try:
+        c = make_config(name, "full", data_root=data_root or ("" if name in ("smoke", "quick") else None))
+        src = tables.data_description(c)
+    except ValueError as exc:  # cpu / paper without a data root
+        c, src = make_config(name, "full", data_root=""), f"needs real data ({exc})"
+    prof.append({"profile": name, "steps": c.optim.steps, "pre-training steps": c.optim.pretrain_steps,
+                 "crop": c.data.crop, "batch": c.data.batch_size, "data": src})
+display(Markdown(tables.markdown_table(pd.DataFrame(prof))))
+
+meta = run_metadata(seed=None)
+lines = [
+    f"- **profile of this execution**: `{profile}`",
+    f"- **data**: {tables.data_description(cfg)}",
+    f"- **metric convention** (the paper's): `{paper.CONVENTION}` - {CONVENTIONS[paper.CONVENTION]}",
+    f"- **seeds per configuration**: {seeds}",
+    f"- **software**: mosslib {meta['mosslib_version']} (git {meta['git_commit']}), torch {meta['torch_version']}, "
+    f"Python {meta['python_version']}, {meta['threads']} threads on {meta['machine']}",
+    f"- **paper**: {paper.CITATION}",
+]
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## The data
+#
+# One test pair of the configured test set (rainy input and ground truth).
+
+# %%
+from mosslib.trainset import test_dataset
+
+groups = test_dataset(cfg.data).test_groups()
+rows = []
+for group, pairs in groups.items():
+    rainy, clean = pairs[0].load()
+    rows.append({"rainy": rainy, "ground truth": clean})
+fig = tables.comparison_figure(rows, [f"{g}: {p[0].name}" for g, p in groups.items()],
+                               suptitle=f"test set {cfg.data.test} ({profile})")
+tables.save_figure(fig, dirs.figures / "overview_test_pairs.png")
+print({g: len(p) for g, p in groups.items()}, "test images per group")
