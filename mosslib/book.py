@@ -495,7 +495,7 @@ def add_arguments(p) -> None:
     p.add_argument("--build", default="build", help="executed notebooks go to BUILD/<profile>/")
     p.add_argument("--results", default="results", help="tables go to RESULTS/<profile>/")
     p.add_argument("--figures", default="figures", help="figures go to FIGURES/<profile>/")
-    p.add_argument("--runs", default="runs", help="training runs are cached in RUNS/<profile>/")
+    p.add_argument("--runs", default=os.environ.get("MOSSLIB_RUNS", "runs"), help="training runs are cached in RUNS/<profile>/")
     p.add_argument("--only", nargs="*", default=[], help="run only these notebooks (e.g. 01 03_timing)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default: each notebook's own)")
     p.add_argument("--force", action="store_true", help="re-execute notebooks that are up to date")
