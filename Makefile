@@ -1,6 +1,7 @@
 # mosslib: the MOSS reproduction book.
 #   make test       - bootstrap .venv (pinned) and run the test suite
-#   make reproduce  - bootstrap .venv and execute the book (PROFILE=quick|cpu|paper|smoke, DATA_ROOT=...)
+#   make reproduce  - bootstrap .venv and execute the book (PROFILE=quick|cpu|paper|smoke, DATA_ROOT=...,
+#                     BOOK_ARGS='--only 01 --force')
 #   make lab        - JupyterLab on the notebooks
 #   make e2e        - the memory explorer tested in a real (headless) browser
 SHELL := /bin/bash
@@ -10,6 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
 DATA_ROOT ?=
+BOOK_ARGS ?=
 export DATA_ROOT
 
 .PHONY: all test reproduce lab venv clean e2e bench
@@ -29,7 +31,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 reproduce: $(STAMP)
-	$(PY) -m mosslib book --profile $(PROFILE) $(if $(DATA_ROOT),--data $(DATA_ROOT),)
+	$(PY) -m mosslib book --profile $(PROFILE) $(if $(DATA_ROOT),--data $(DATA_ROOT),) $(BOOK_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m mosslib bench --profile $(PROFILE)

@@ -5,8 +5,10 @@
 
 Architecture facts the paper's appendix leaves out are taken from NOTES.md (the released test
 configuration): a bias-free 3x3 head conv 3 -> ngf; ``num_blocks`` encoder stages of
-``num_layers`` residual layers each, widening by ``delta`` channels per stage, the first
-``num_scales`` stages ending with 2x average pooling; a residual layer is
+``num_layers`` residual layers each, widening by ``delta`` channels per stage, the first layer
+of each of the first ``num_scales`` stages ending with 2x average pooling (so the rest of the
+stage works at the reduced size, as in the release: its 19.8 GFLOP per 256x256 image in
+NOTES.md match this order, not pooling at the end of the stage); a residual layer is
 conv3x3 -> LeakyReLU(0.02) -> conv3x3 plus the identity (a 1x1 conv where channels change),
 with no normalisation; the decoder mirrors the encoder, its last ``num_scales`` stages starting
 with bilinear 2x up-sampling. The release's extra encoder-to-decoder "fuse" blocks are not in
@@ -67,8 +69,9 @@ def _encoder(cfg: ModelConfig) -> nn.Sequential:
     for stage in range(cfg.num_blocks):  # RB4 / RB4D stacks
         cin, cout = cfg.ngf + stage * cfg.delta, cfg.ngf + (stage + 1) * cfg.delta
         for k in range(cfg.num_layers):
-            last = k == cfg.num_layers - 1
-            down = "down" if last and stage < cfg.num_scales else None
+            # RB4D: the stage's first layer widens and down-samples, the other layers work at the
+            # reduced size (the release's order; 18 GFLOP per 256x256 image instead of 28)
+            down = "down" if k == 0 and stage < cfg.num_scales else None
             layers.append(ResidualLayer(cin if k == 0 else cout, cout, down))
     return nn.Sequential(*layers)
 
