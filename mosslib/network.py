@@ -37,7 +37,11 @@ from torch import nn
 from .config import ModelConfig
 from .memory import RainMemory
 
-__all__ = ["MOEDN", "ResidualLayer", "pad_to_multiple"]
+__all__ = ["ARCH_VERSION", "MOEDN", "ResidualLayer", "pad_to_multiple"]
+
+# Bumped whenever the function MOEDN computes for a given ModelConfig changes, so cached runs
+# (mosslib.experiments, keyed by profiles.config_hash) are never reused across such a change.
+ARCH_VERSION = 2
 
 
 class ResidualLayer(nn.Module):

@@ -182,5 +182,7 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 def config_hash(cfg: TrainConfig) -> str:
     """A short stable hash of everything that changes a run's result (for caching runs)."""
-    text = json.dumps(to_dict(cfg), sort_keys=True)
+    from .network import ARCH_VERSION
+
+    text = json.dumps({"config": to_dict(cfg), "arch_version": ARCH_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
