@@ -384,6 +384,12 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             res = fast.psnr_change_vs_fp32(model, _sirr_pairs(root), fast_precision, device)
             result["fast_psnr"] = {"model": what, "data": str(root / "DDN-SIRR"), **res}
     result["loadavg_end"] = _loadavg()
+    busy = (result["loadavg_start"] or [0])[0]  # before this run added its own load
+    if device.type == "cpu" and busy > max(os.cpu_count() or 1, threads) - threads + 0.5:
+        result["warning"] = (f"the machine was busy (load average {busy:.1f} on {os.cpu_count()} cores, {threads} "
+                             f"threads here): parallel regions stall while another job holds a core, so these "
+                             f"timings mostly measure the other load; re-run on an idle machine or with --threads 1")
+        _log("warning: " + result["warning"])
     result["targets"] = evaluate_targets(result)
     return result
 
@@ -532,6 +538,8 @@ def human_report(result: dict) -> str:
                          f"{fp['max_abs_delta_db']:.4f}), max pixel difference {fp['max_pixel_diff']}")
         else:
             lines.append(f"fast path PSNR check skipped: {fp.get('skipped')}")
+    if result.get("warning"):
+        lines.append(f"WARNING: {result['warning']}")
     lines.append("")
     lines += target_lines(result["targets"])
     return "\n".join(lines)
