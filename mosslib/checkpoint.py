@@ -29,6 +29,7 @@ __all__ = [
     "load_model",
     "model_config_of",
     "run_metadata",
+    "save_model",
     "shipped_model_path",
 ]
 
@@ -103,6 +104,21 @@ def run_metadata(seed: int | None = None, device: str | torch.device = "cpu") ->
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),
     }
+
+
+def save_model(model, path: str | os.PathLike, config: dict | None = None, **extra) -> Path:
+    """Write a ``kind: "model"`` checkpoint (weights + configuration + metadata) atomically.
+
+    ``config``: the ModelConfig dict to store (default: ``model.cfg``'s); ``extra`` entries
+    (e.g. ``metrics``) are stored beside it. Loads back with :func:`load_model`.
+    """
+    from .config import to_dict
+
+    cfg = config if config is not None else to_dict(model.cfg)
+    obj = {"format": FORMAT, "version": VERSION, "kind": "model", "config": {"model": cfg},
+           "model": model.state_dict(), "meta": run_metadata(), **extra}
+    atomic_save(obj, path)
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

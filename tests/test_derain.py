@@ -18,23 +18,13 @@ from torch import nn
 import mosslib
 import mosslib.derain as D
 from mosslib import checkpoint as ckpt_mod
-from mosslib.checkpoint import CheckpointError, atomic_save, run_metadata
+from mosslib.checkpoint import CheckpointError, save_model
 from mosslib.cli import main
-from mosslib.config import ModelConfig, to_dict
+from mosslib.config import ModelConfig
 from mosslib.network import MOEDN
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
-
-
-def save_model(model: MOEDN, path: Path) -> Path:
-    """A "model" checkpoint in mosslib's format."""
-    atomic_save(
-        {"format": "mosslib", "version": 1, "kind": "model", "config": {"model": to_dict(model.cfg)},
-         "model": model.state_dict(), "meta": run_metadata()},
-        path,
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import mosslib.derain as D
-from mosslib.checkpoint import CheckpointError, atomic_save, run_metadata
+from mosslib.checkpoint import CheckpointError, save_model
 from mosslib.cli import main
 from mosslib.config import ModelConfig, to_dict
 from mosslib.imageio import ImageError
@@ -27,14 +27,6 @@ from mosslib.photo import read_photo, to_array
 REPO = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
 EXIF_ORIENTATION = 0x0112
-
-
-def save_model(model, path, config=None, **extra):
-    """A "model" checkpoint in mosslib's format; ``config`` overrides the stored configuration."""
-    cfg = config if config is not None else to_dict(model.cfg)
-    atomic_save({"format": "mosslib", "version": 1, "kind": "model", "config": {"model": cfg},
-                 "model": model.state_dict(), "meta": run_metadata(), **extra}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
