@@ -3,7 +3,8 @@
 ``trained("quick", "full")`` returns the run folder of that configuration, training it first
 if needed (resuming an interrupted run). The folder name carries a hash of the whole
 configuration, so a changed setting is a new run and an unchanged one is never retrained;
-Table 1's MOSS model is Table 4's ``full`` run, trained once.
+Table 1's MOSS model is Table 4's ``full`` run, trained once, and runs that differ only in
+self-training settings (``no_selftrain``, ``no_tv``) start from its pre-training checkpoint.
 ``evaluated(run)`` scores a run's best checkpoint on its configuration's test set and caches the
 per-image numbers in the run folder.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from .checkpoint import atomic_write_text, load_checkpoint, load_model
 from .profiles import TrainConfig, config_from_dict, config_hash, make_config
 
-__all__ = ["run_dir", "trained", "evaluated", "config_of_run"]
+__all__ = ["run_dir", "trained", "evaluated", "config_of_run", "pretrained_sibling"]
 
 
 def run_dir(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path:
@@ -40,14 +41,31 @@ def trained(
     quiet: bool = False,
 ) -> Path:
     """The folder of a finished run of this configuration (trained or resumed when needed)."""
-    from .train import Trainer
+    from .train import Trainer, fork_pretrained
 
     cfg = make_config(profile, config, data_root=data_root, overrides=overrides, seed=seed, arch=arch)
     out = run_dir(cfg, runs_dir)
     if (out / "done.json").exists():
         return out
+    if not (out / "checkpoint.pt").exists():
+        src = pretrained_sibling(cfg, runs_dir)
+        if src is not None:
+            fork_pretrained(src, cfg, out)
     Trainer(cfg, out, quiet=quiet).fit(resume=True)
     return out
+
+
+def pretrained_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path | None:
+    """A run of the same profile whose pre-training ``cfg`` can share (see ``fork_pretrained``)."""
+    from .train import pretraining_matches
+
+    for pre in sorted((Path(runs_dir) / cfg.profile).glob("*/pretrain.pt")):
+        try:
+            if pretraining_matches(config_of_run(pre.parent), cfg):
+                return pre.parent
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
 
 
 def config_of_run(run: str | os.PathLike) -> TrainConfig:

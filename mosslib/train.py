@@ -41,7 +41,7 @@ from .network import MOEDN
 from .profiles import ABLATIONS, PROFILES, TrainConfig, config_from_dict, config_hash, make_config
 from .teacher import Teacher
 
-__all__ = ["Trainer", "TrainingDiverged", "build_model", "add_arguments", "run"]
+__all__ = ["Trainer", "TrainingDiverged", "build_model", "fork_pretrained", "pretraining_matches", "add_arguments", "run"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,6 +67,62 @@ def _resumable(cfg: TrainConfig) -> TrainConfig:
 
     optim = dataclasses.replace(cfg.optim, steps=0, val_every=0, ckpt_every=0, log_every=0)
     return dataclasses.replace(cfg, optim=optim)
+
+
+def _pretraining(cfg: TrainConfig) -> TrainConfig:
+    """What decides the first ``pretrain_steps`` steps: everything but the self-training settings
+    (Eq. 7-12 weights, teacher decay, ``self_train``), the ablation name and the total steps."""
+    import dataclasses
+
+    cfg = _resumable(cfg)
+    loss = dataclasses.replace(cfg.loss, self_train=True, lambda_un=0.0, lambda_tv=0.0, alpha_min=0.0, alpha_max=0.0)
+    optim = dataclasses.replace(cfg.optim, teacher_decay=0.0)
+    return dataclasses.replace(cfg, ablation="", loss=loss, optim=optim)
+
+
+def pretraining_matches(a: TrainConfig, b: TrainConfig) -> bool:
+    """True when runs of ``a`` and ``b`` are identical up to the end of pre-training."""
+    return a.optim.pretrain_steps > 0 and _pretraining(a) == _pretraining(b)
+
+
+def fork_pretrained(src: str | os.PathLike, cfg: TrainConfig, out: str | os.PathLike) -> Path:
+    """Start the run ``out`` of ``cfg`` from run ``src``'s end-of-pre-training state.
+
+    Exact, not an approximation: before ``pretrain_steps`` the loss is Eq. 6 alone, so e.g. the
+    supervised (``no_selftrain``) and ``no_tv`` runs would compute the same weights, memory, Adam
+    state and RNG state as ``full`` does; sharing them saves the pre-training. ``best.pt`` is
+    carried over when ``src`` still holds the best pre-training step, otherwise model selection
+    restarts at the fork (written to ``forked.json``).
+    """
+    src, out = Path(src), Path(out)
+    ckpt = load_checkpoint(src / "pretrain.pt")
+    saved = config_from_dict(ckpt["config"])
+    if not pretraining_matches(saved, cfg):
+        raise ValueError(
+            f"{src / 'pretrain.pt'}: pre-trained with another configuration (hash {config_hash(saved)}); "
+            f"only runs that differ in self-training settings can share pre-training"
+        )
+    if (out / "checkpoint.pt").exists():
+        raise ValueError(f"{out} already holds a run; fork only into a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    step, best = int(ckpt["step"]), dict(ckpt["best"])
+    ckpt["config"] = to_dict(cfg)
+    best_src = load_checkpoint(src / "best.pt") if (src / "best.pt").exists() else None
+    kept_best = best_src is not None and best_src["step"] == best["step"] and best["step"] <= step
+    if kept_best:
+        best_src["config"] = to_dict(cfg)
+        atomic_save(best_src, out / "best.pt")
+    else:
+        ckpt["best"] = {"step": -1, "psnr": -math.inf}
+    log = src / "log.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    kept = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    atomic_write_text("".join(k + "\n" for k in kept), out / "log.jsonl")
+    atomic_write_text(json.dumps(to_dict(cfg), indent=2) + "\n", out / "config.json")
+    note = {"from": str(src), "step": step, "best_carried_over": kept_best}
+    atomic_write_text(json.dumps(note, indent=2) + "\n", out / "forked.json")
+    atomic_save(ckpt, out / "checkpoint.pt")  # last: its presence marks a complete fork
+    return out
 
 
 def _rank() -> int:
@@ -314,6 +370,10 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/<profile>/<config>-<hash>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--fork-from", default=None, metavar="RUN",
+        help="start from RUN/pretrain.pt (a run that differs only in self-training settings) instead of pre-training again",
+    )
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
@@ -346,6 +406,13 @@ def run(args) -> int:
     if (out / "checkpoint.pt").exists() and not args.resume:
         print(f"error: {out} already holds a run; pass --resume to continue it or choose another --out", file=sys.stderr)
         return 2
+    if args.fork_from and not (out / "checkpoint.pt").exists():
+        try:
+            fork_pretrained(args.fork_from, cfg, out)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        args.resume = True
     try:
         trainer = Trainer(cfg, out, device=args.device, quiet=args.quiet)
         summary = trainer.fit(resume=args.resume)

@@ -182,3 +182,71 @@ def test_prenet_trains_as_a_supervised_peer(tmp_path):
     assert type(model).__name__ == "PReNet"
     x = torch.rand(1, 3, 20, 28) * 2 - 1
     assert model(x).shape == x.shape
+
+
+def _same_state(pa, pb):
+    ca, cb = load_checkpoint(pa), load_checkpoint(pb)
+    assert ca["step"] == cb["step"]
+    for k in ca["model"]:
+        assert torch.equal(ca["model"][k], cb["model"][k]), k
+    sa, sb = ca["optimizer"]["state"], cb["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+
+
+@pytest.mark.parametrize("ablation", ["no_selftrain", "no_tv"])
+def test_fork_from_pretraining_equals_training_from_scratch(ablation, tmp_path):
+    from mosslib.train import fork_pretrained
+
+    torch.use_deterministic_algorithms(True)
+    try:
+        Trainer(smoke("full"), tmp_path / "full", quiet=True).fit()
+        cfg = smoke(ablation)
+        Trainer(cfg, tmp_path / "scratch", quiet=True).fit()
+        fork_pretrained(tmp_path / "full", cfg, tmp_path / "fork")
+        assert load_checkpoint(tmp_path / "fork" / "checkpoint.pt")["step"] == cfg.optim.pretrain_steps
+        Trainer(cfg, tmp_path / "fork", quiet=True).fit(resume=True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    _same_state(tmp_path / "scratch" / "checkpoint.pt", tmp_path / "fork" / "checkpoint.pt")
+    _same_state(tmp_path / "scratch" / "best.pt", tmp_path / "fork" / "best.pt")
+    note = json.loads((tmp_path / "fork" / "forked.json").read_text())
+    assert note["step"] == 2 and note["from"].endswith("full")
+    steps = [json.loads(x)["step"] for x in (tmp_path / "fork" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 4
+
+
+def test_fork_refuses_a_run_with_other_pretraining(tmp_path):
+    from mosslib.train import fork_pretrained
+
+    Trainer(smoke("full"), tmp_path / "full", quiet=True).fit()
+    for other in (smoke("no_memory"), smoke("no_selftrain", **{"optim.lr": 3e-4})):
+        with pytest.raises(ValueError, match="pre-trained with another configuration"):
+            fork_pretrained(tmp_path / "full", other, tmp_path / "x")
+    with pytest.raises(ValueError, match="no such checkpoint"):
+        fork_pretrained(tmp_path / "nothing", smoke("no_selftrain"), tmp_path / "y")
+
+
+def test_book_runs_share_pretraining(tmp_path):
+    from mosslib.experiments import trained
+
+    over = {"optim.steps": 4, "optim.pretrain_steps": 2, "optim.val_every": 2, "optim.ckpt_every": 2}
+    full = trained("smoke", "full", data_root="", runs_dir=tmp_path, overrides=over, quiet=True)
+    sup = trained("smoke", "supervised", data_root="", runs_dir=tmp_path, overrides=over, quiet=True)
+    assert not (full / "forked.json").exists()
+    assert json.loads((sup / "forked.json").read_text())["from"] == str(full)
+    assert (sup / "done.json").exists()
+    basic = trained("smoke", "basic", data_root="", runs_dir=tmp_path, overrides=over, quiet=True)
+    assert not (basic / "forked.json").exists()  # no memory: another network, trained from scratch
+
+
+def test_cli_fork_from(tmp_path, capsys):
+    from mosslib.cli import main
+
+    src = tmp_path / "full"
+    Trainer(smoke("full"), src, quiet=True).fit()
+    args = ["train", "--profile", "smoke", "--data", "", "--config", "no_selftrain", "--quiet", "--fork-from", str(src)]
+    args += [f"--set={k}={v}" for k, v in {"optim.steps": 4, "optim.pretrain_steps": 2, "optim.val_every": 2, "optim.ckpt_every": 2}.items()]
+    assert main(args + ["--out", str(tmp_path / "sup")]) == 0
+    assert (tmp_path / "sup" / "forked.json").exists()
+    assert main(args + ["--out", str(tmp_path / "bad"), "--set", "optim.lr=1e-3"]) == 2
+    assert "another configuration" in capsys.readouterr().err
