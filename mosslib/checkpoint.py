@@ -106,17 +106,21 @@ def run_metadata(seed: int | None = None, device: str | torch.device = "cpu") ->
     }
 
 
-def save_model(model, path: str | os.PathLike, config: dict | None = None, **extra) -> Path:
+def save_model(model, path: str | os.PathLike, config: dict | None = None, dtype: torch.dtype | None = None,
+               **extra) -> Path:
     """Write a ``kind: "model"`` checkpoint (weights + configuration + metadata) atomically.
 
-    ``config``: the ModelConfig dict to store (default: ``model.cfg``'s); ``extra`` entries
-    (e.g. ``metrics``) are stored beside it. Loads back with :func:`load_model`.
+    ``config``: the ModelConfig dict to store (default: ``model.cfg``'s); ``dtype``: store floating
+    tensors in it (e.g. ``torch.float16``, half the size; :func:`load_model` computes in fp32);
+    ``extra`` entries (e.g. ``card``) are stored beside it. Loads back with :func:`load_model`.
     """
     from .config import to_dict
 
     cfg = config if config is not None else to_dict(model.cfg)
+    state = {k: v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()
+             for k, v in model.state_dict().items()}
     obj = {"format": FORMAT, "version": VERSION, "kind": "model", "config": {"model": cfg},
-           "model": model.state_dict(), "meta": run_metadata(), **extra}
+           "model": state, "meta": run_metadata(), **extra}
     atomic_save(obj, path)
     return Path(path)
 

@@ -243,3 +243,13 @@ def test_the_book_runs_in_the_smoke_profile(tmp_path, capsys, monkeypatch):
                        progress=False)
     out = capsys.readouterr().out
     assert rc == 0 and out.count("up to date") == len(names), out
+
+
+def test_table4_configs_per_profile():
+    from mosslib import book, paper
+
+    assert book.table4_configs("quick") == tuple(paper.TABLE4_ORDER)
+    cpu = book.table4_configs("cpu")
+    assert cpu[-1] == "full" and "no_selftrain" in cpu and set(cpu) < set(paper.TABLE4_ORDER)
+    assert all(book.LIMITED_STEPS[p] is None or book.LIMITED_STEPS[p][1] < book.LIMITED_STEPS[p][0]
+               for p in ("quick", "cpu"))

@@ -1,0 +1,101 @@
+"""Export a run's chosen model as a small inference checkpoint with a model card - the way the
+shipped model ``mosslib/weights/moss_cpu.pt`` (and its ``moss_cpu.json`` card) is made.
+
+``python -m mosslib export RUN [-o OUT.pt] [--fp32] [--eval NAME=FOLDER ...]``
+
+The exported weights are the run's ``best.pt`` (chosen on the validation split of the training
+data, never on a test set), stored in fp16 by default (half the size; inference runs in fp32).
+Each ``--eval`` test set is scored with the *exported* weights in both metric conventions, so the
+card's numbers are those of the file that ships.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
+from .config import to_dict
+
+__all__ = ["export_model", "model_card", "add_arguments", "run"]
+
+CONVENTIONS = ("rgb", "y")
+
+
+def model_card(run: str | Path) -> dict:
+    """Where a run's best model came from: configuration, steps, the validation score that chose it."""
+    run = Path(run)
+    best = load_checkpoint(run / "best.pt")
+    last = run / "done.json"
+    done = json.loads(last.read_text()) if last.exists() else None
+    return {
+        "run": run.name,
+        "config": best["config"],
+        "best_step": int(best["step"]),
+        "validation": best.get("best", {}),
+        "steps_trained": done["steps"] if done else None,
+        "finished": done is not None,
+        "selection": "highest validation PSNR (RGB) on the held-out split of the labeled training data",
+        "trained_with": best.get("meta", {}),
+    }
+
+
+def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dict[str, str] | None = None,
+                 progress: bool = False) -> dict:
+    """Write ``out`` (weights) and ``out.json`` (card); returns the card. ``evals``: name -> test folder."""
+    from .data import open_dataset
+    from .evaluate import evaluate_pairs, summarise
+    from .metrics import describe
+
+    run, out = Path(run), Path(out)
+    if not (run / "best.pt").is_file():
+        raise CheckpointError(f"{run}: not a finished training run folder (no best.pt)")
+    card = model_card(run)
+    card["storage"] = "fp16" if half else "fp32"
+    model = load_model(run, which="best")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, out, config=to_dict(model.cfg), dtype=torch.float16 if half else None)
+    shipped = load_model(out)  # score the weights as stored
+    card["metrics"] = {}
+    for name, folder in (evals or {}).items():
+        groups = open_dataset(folder).test_groups()
+        card["metrics"][name] = {}
+        for conv in CONVENTIONS:
+            res = summarise(evaluate_pairs(groups, shipped, conv, progress=progress))
+            card["metrics"][name][conv] = {"convention": describe(conv), "folder": str(folder), "splits": res}
+    card["exported"] = run_metadata()
+    save_model(model, out, config=to_dict(model.cfg), dtype=torch.float16 if half else None, card=card)
+    card["file_bytes"] = out.stat().st_size  # of the final file (so only in the JSON card)
+    atomic_write_text(json.dumps(card, indent=2) + "\n", out.with_suffix(".json"))
+    return card
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run", help="training run folder (its best.pt is exported)")
+    p.add_argument("-o", "--out", default=None, help="output .pt (default: the shipped model's path)")
+    p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
+    p.add_argument("--eval", action="append", default=[], metavar="NAME=FOLDER",
+                   help="score the exported model on a test set, both conventions (repeatable)")
+
+
+def run(args) -> int:
+    from .checkpoint import shipped_model_path
+    from .data import DataError
+
+    evals = {}
+    for item in args.eval:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            print(f"error: --eval {item!r} is not of the form NAME=FOLDER", file=sys.stderr)
+            return 2
+        evals[name] = folder
+    out = Path(args.out) if args.out else shipped_model_path()
+    try:
+        card = export_model(args.run, out, half=not args.fp32, evals=evals, progress=True)
+    except (CheckpointError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(out), "bytes": card["file_bytes"], "metrics": card["metrics"]}, indent=2))
+    return 0

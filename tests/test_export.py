@@ -1,0 +1,55 @@
+"""Exporting a run's best model: fp16 storage, a model card, scores of the stored weights."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mosslib.checkpoint import CheckpointError, load_checkpoint, load_model
+from mosslib.export import export_model
+from mosslib.profiles import make_config
+from mosslib.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = make_config("smoke", "full", data_root="", overrides={"optim.steps": 4, "optim.pretrain_steps": 2,
+                                                                "optim.val_every": 2, "optim.ckpt_every": 2})
+    Trainer(cfg, out, quiet=True).fit()
+    return out
+
+
+def test_export_fp16_with_card(smoke_run, tmp_path):
+    from mosslib.embedded import ensure
+
+    test_folder = ensure(size="tiny") / "sirr_like"
+    card = export_model(smoke_run, tmp_path / "m.pt", evals={"embedded": str(test_folder)})
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert all(v.dtype == torch.float16 for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt["card"]["best_step"] == load_checkpoint(smoke_run / "best.pt")["step"]
+    side = json.loads((tmp_path / "m.json").read_text())
+    assert side == json.loads(json.dumps(card)) and side["finished"] and side["storage"] == "fp16"
+    assert set(side["metrics"]["embedded"]) == {"rgb", "y"}
+    assert side["metrics"]["embedded"]["rgb"]["splits"]["all"]["n"] > 0
+    # the stored weights compute (in fp32) almost what the run's best model computes
+    a, b = load_model(smoke_run), load_model(tmp_path / "m.pt")
+    x = torch.rand(1, 3, 40, 48) * 2 - 1
+    with torch.no_grad():
+        assert (a(x) - b(x)).abs().max().item() < 1e-2
+    size32 = sum(v.numel() * 4 for v in a.state_dict().values())
+    assert (tmp_path / "m.pt").stat().st_size < 0.7 * size32
+
+
+def test_export_refuses_a_folder_without_a_run(tmp_path):
+    with pytest.raises(CheckpointError, match="no best.pt"):
+        export_model(tmp_path, tmp_path / "m.pt")
+
+
+def test_cli_export(smoke_run, tmp_path, capsys):
+    from mosslib.cli import main
+
+    assert main(["export", str(smoke_run), "-o", str(tmp_path / "x.pt"), "--fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["bytes"] == (tmp_path / "x.pt").stat().st_size
+    assert main(["export", str(smoke_run), "-o", str(tmp_path / "y.pt"), "--eval", "nofolder"]) == 2
+    assert "NAME=FOLDER" in capsys.readouterr().err
