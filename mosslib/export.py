@@ -19,7 +19,7 @@ import torch
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
 from .config import to_dict
 
-__all__ = ["export_model", "model_card", "add_arguments", "run"]
+__all__ = ["export_model", "model_card", "card_markdown", "add_arguments", "run"]
 
 CONVENTIONS = ("rgb", "y")
 
@@ -72,6 +72,17 @@ def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dic
     return card
 
 
+def card_markdown(card: dict) -> str:
+    """The card's scores as a Markdown table (the README's model card quotes it verbatim)."""
+    lines = ["| test set | split | n | PSNR rgb | SSIM rgb | PSNR y | SSIM y |", "|---|---|---|---|---|---|---|"]
+    for name, by_conv in card["metrics"].items():
+        rgb, y = by_conv["rgb"]["splits"], by_conv["y"]["splits"]
+        for split in rgb:
+            a, b = rgb[split], y[split]
+            lines.append(f"| {name} | {split} | {a['n']} | {a['psnr']:.2f} | {a['ssim']:.4f} | {b['psnr']:.2f} | {b['ssim']:.4f} |")
+    return "\n".join(lines)
+
+
 def add_arguments(p) -> None:
     p.add_argument("run", help="training run folder (its best.pt is exported)")
     p.add_argument("-o", "--out", default=None, help="output .pt (default: the shipped model's path)")
@@ -98,4 +109,6 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"out": str(out), "bytes": card["file_bytes"], "metrics": card["metrics"]}, indent=2))
+    if card["metrics"]:
+        print(card_markdown(card), file=sys.stderr)
     return 0
