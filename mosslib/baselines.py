@@ -31,7 +31,8 @@ public definition's size and work. UMRL's layer sizes are ours, chosen the same 
 Parameters (GFLOP per 256x256 forward) against the public definitions (:data:`PUBLISHED_PARAMS`,
 :func:`param_report`): PReNet 168,963, exactly (132.5 GFLOP, exactly); DDN 57,369, -1.1 %
 (7.36 vs 7.4); DID-MDN 365,121, -1.9 % (14.9 vs 14.5, +2.8 %); UMRL 930,436, -5.4 % (30.2);
-MOEDN 2,702,867, -5.4 % against the release, whose fuse blocks it leaves out (27.8 vs 19.8).
+MOEDN 2,827,507, -1.0 % against the release (18.6 vs 19.8 GFLOP), its encoder-to-decoder fusion
+being ours (``ModelConfig.fuse``); paper-strict, without fusion, 2,702,867 (17.95 GFLOP).
 """
 from __future__ import annotations
 

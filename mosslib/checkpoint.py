@@ -154,7 +154,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def model_config_of(ckpt: dict, path: str | os.PathLike = "<checkpoint>") -> ModelConfig:
     """The :class:`ModelConfig` stored in a checkpoint dict."""
     try:
-        return from_dict(ModelConfig, ckpt["config"]["model"])
+        stored = dict(ckpt["config"]["model"])
+        stored.setdefault("fuse", False)  # written before fusion existed (mosslib ARCH_VERSION < 3)
+        return from_dict(ModelConfig, stored)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: checkpoint has no valid model configuration: {exc}") from exc
 

@@ -27,6 +27,7 @@ class ModelConfig:
     memory_seed: int = 0  # seed of the item initialisation (random unit vectors)
     use_memory: bool = True  # False: z_hat = z (Table 4, "w/o Memory")
     use_skip: bool = True  # False: no s(x) - g(x) subtraction (Table 4, "w/o Skip-Connect")
+    fuse: bool = True  # encoder-to-decoder fusion (the release has it, the paper's Fig. 2 does not; see network.py)
     init: str = "identity"  # "identity": the network starts close to f(x) = tanh(x) (see network.py); "default": PyTorch's
 
     @property

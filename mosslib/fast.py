@@ -126,6 +126,7 @@ class FusedMOEDN:
         self.encoder = [layer(m) for m in model.encoder]
         self.decoder = [layer(m) for m in model.decoder]
         self.tail = w(model.tail)
+        self.fuse = None if getattr(model, "fuse", None) is None else [w(c) for c in model.fuse]
         # a copy, read in fp32 (Eq. 4-5); eval mode only reads
         self.memory = None if model.memory is None else copy.deepcopy(model.memory).eval().float()
 
@@ -147,13 +148,19 @@ class FusedMOEDN:
         x, (h, w) = pad_to_multiple(x.float(), self.cfg.multiple)
         x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
         s = _conv(x, *self.head)
+        n, stages = self.cfg.num_layers, []
         z = s
-        for spec in self.encoder:
+        for i, spec in enumerate(self.encoder):
             z = self._layer(z, spec)
+            if (i + 1) % n == 0:
+                stages.append(z)  # encoder stage outputs, for the fusion convs
         if self.memory is not None:
             z = self.memory.read(z.float()).to(self.dtype)
         g = z
-        for spec in self.decoder:
+        for i, spec in enumerate(self.decoder):
+            k = i // n
+            if self.fuse is not None and i % n == 0 and k >= 1:
+                g = _conv_add(stages[len(stages) - 1 - k], g, *self.fuse[k - 1])  # g + fuse(e)
             g = self._layer(g, spec)
         d = s - g if self.cfg.use_skip else g
         y = _conv(d, *self.tail, "tanh")

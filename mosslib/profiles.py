@@ -109,7 +109,7 @@ PROFILES: dict[str, dict] = {
     ),
     "cpu": dict(
         data=dict(_REAL, crop=128, batch_size=4, extra_rain="dense,heavy", extra_rain_copies=1, val_max_side=256),
-        optim=dict(steps=8000, pretrain_steps=5000, lr=1e-4, grad_clip=1.0, val_every=1000, ckpt_every=200, log_every=50),
+        optim=dict(steps=6500, pretrain_steps=3000, lr=1e-4, grad_clip=1.0, val_every=500, ckpt_every=200, log_every=50),
     ),
     "paper": dict(
         data=dict(_REAL, crop=256, batch_size=16),

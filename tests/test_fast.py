@@ -47,11 +47,13 @@ def test_bf16_close_to_fp32(moedn):
     assert not torch.equal(y, ref)  # it really ran in bf16
 
 
-@pytest.mark.parametrize("kw", [dict(use_memory=False), dict(use_skip=False), dict(num_scales=0)])
+@pytest.mark.parametrize("kw", [dict(use_memory=False), dict(use_skip=False), dict(num_scales=0), dict(fuse=False), {}])
 def test_fused_path_follows_config(kw):
     torch.manual_seed(1)
     cfg = dict(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=2, memory_items=16, init="default") | kw
     net = MOEDN(ModelConfig(**cfg)).eval()
+    for conv in net.fuse or []:  # open the (zero-initialised) encoder-to-decoder fusion
+        torch.nn.init.normal_(conv.weight, std=0.1)
     x = _x(1, 3, 13, 22)
     with torch.no_grad():
         ref = net(x)

@@ -20,8 +20,9 @@ def test_default_config_is_the_released_test_configuration():
     assert (cfg.memory_items, cfg.memory_decay, cfg.latent_dim) == (512, 0.999, 96)
     net = MOEDN(cfg)
     n = sum(p.numel() for p in net.parameters())
-    # the release (2,855,939) adds "fuse" blocks the paper does not describe; without them we are a bit smaller
-    assert 2_500_000 < n < 2_855_939
+    # the release (2,855,939) has its own encoder-to-decoder "fuse" blocks; ours are a little smaller
+    assert cfg.fuse and n == 2_827_507
+    assert sum(p.numel() for p in MOEDN(ModelConfig(fuse=False)).parameters()) == 2_702_867  # paper-strict
     z = net.encode(torch.zeros(1, 3, 64, 40))
     assert z.shape == (1, 96, 8, 5)
     assert net.attention(torch.zeros(1, 3, 64, 40)).shape == (1, 512, 8, 5)
@@ -64,7 +65,7 @@ def test_ablation_switches_change_the_graph(tiny_model_config):
     no_mem.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("memory.")})
     # without memory z_hat = z: the decoder sees the encoder output itself
     seen = {}
-    no_mem.decoder.register_forward_pre_hook(lambda m, a: seen.__setitem__("dec_in", a[0]))
+    no_mem.decoder[0].register_forward_pre_hook(lambda m, a: seen.__setitem__("dec_in", a[0]))
     no_mem(x)
     assert torch.allclose(seen["dec_in"], no_mem.encode(x))
     assert not torch.allclose(full(x), no_mem(x))
@@ -72,7 +73,7 @@ def test_ablation_switches_change_the_graph(tiny_model_config):
     no_skip = MOEDN(dataclasses.replace(tiny_model_config, use_skip=False)).eval()
     no_skip.load_state_dict(full.state_dict())
     g = {}
-    full.decoder.register_forward_hook(lambda m, a, o: g.__setitem__("g", o))
+    full.decoder[-1].register_forward_hook(lambda m, a, o: g.__setitem__("g", o))
     full(x)
     assert torch.allclose(no_skip(x), torch.tanh(full.tail(g["g"])), atol=1e-6)
     with pytest.raises(RuntimeError):
@@ -99,3 +100,33 @@ def test_identity_init_starts_close_to_the_input(tiny_model_config):
     assert torch.count_nonzero(layer.conv2.weight) == 0
     with pytest.raises(ValueError, match="init"):
         dataclasses.replace(tiny_model_config, init="xavier")
+
+
+def test_fusion_starts_closed_and_opens_with_training(tiny_model_config):
+    """With zero-initialised fusion convs, the fused network computes what the paper-strict one does."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    strict = MOEDN(dataclasses.replace(tiny_model_config, fuse=False, init="default")).eval()
+    fused = MOEDN(dataclasses.replace(tiny_model_config, fuse=True, init="default")).eval()
+    missing, unexpected = fused.load_state_dict(strict.state_dict(), strict=False)
+    assert missing and all(k.startswith("fuse.") for k in missing) and not unexpected
+    x = torch.rand(2, 3, 24, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(fused(x), strict(x), atol=1e-6)
+    fused.train()
+    fused(x).square().mean().backward()
+    assert all(conv.weight.grad.abs().sum() > 0 for conv in fused.fuse)  # every fusion path gets a gradient
+
+
+def test_checkpoints_from_before_fusion_load_paper_strict(tmp_path, tiny_model_config):
+    import dataclasses
+
+    from mosslib.checkpoint import load_model, save_model
+    from mosslib.config import to_dict
+
+    net = MOEDN(dataclasses.replace(tiny_model_config, fuse=False))
+    old = to_dict(net.cfg)
+    del old["fuse"]  # as written by mosslib before ModelConfig.fuse existed
+    save_model(net, tmp_path / "old.pt", config=old)
+    assert load_model(tmp_path / "old.pt").fuse is None
