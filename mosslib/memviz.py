@@ -154,7 +154,7 @@ def analyse(model, image: np.ndarray, precision: str = "fp32") -> ImageAnalysis:
     _need_memory(model)
     x = to_tensor(image).contiguous(memory_format=torch.channels_last)
     captured: list[torch.Tensor] = []
-    hook = model.encoder.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    hook = model.memory.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))  # z(x), the query
     try:
         with _autocast(precision):
             y = model(x).float()

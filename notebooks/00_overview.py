@@ -67,7 +67,7 @@ print(f"profile {profile}; results -> {dirs.results}; figures -> {dirs.figures};
 
 # %%
 EQUATIONS = [
-    ("Fig. 2", "MOEDN: head s(x), encoder z(x), memory, decoder g(x), tail on s(x) - g(x), tanh", "mosslib.network:MOEDN"),
+    ("Fig. 2", "MOEDN: head s(x), encoder z(x), memory, decoder g(x) (plus the release's encoder-to-decoder fusion, ModelConfig.fuse), tail on s(x) - g(x), tanh", "mosslib.network:MOEDN"),
     ("Eq. 1", "cosine similarity s_ij of item e_i and query z_j", "mosslib.memory:RainMemory.similarity"),
     ("Eq. 2", "nearest item k(j) = argmax_i s_ij", "mosslib.memory:RainMemory.assign"),
     ("Eq. 3", "self-supervised update e_i <- tau e_i + (1 - tau) mean of its queries", "mosslib.memory:RainMemory.update_"),

@@ -23,9 +23,9 @@ def image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
+@pytest.fixture(scope="module", params=[True, False], ids=["fused", "paper-strict"])
+def model(request):
+    return tiny_model(fuse=request.param)
 
 
 def test_tensor_round_trip_is_exact():
