@@ -146,8 +146,8 @@ def _autocast(precision: str):
 def analyse(model, image: np.ndarray, precision: str = "fp32") -> ImageAnalysis:
     """Derain ``image`` and read the memory's attention in the same forward pass.
 
-    z(x) is captured from the encoder with a forward hook, so the image is encoded once. The
-    input is channels-last (faster convolutions, same numbers). ``precision="bf16"`` runs the
+    z(x) is captured as the memory's input with a forward pre-hook (with or without fusion), so
+    the image is encoded once. The input is channels-last (faster convolutions, same numbers). ``precision="bf16"`` runs the
     network under bf16 autocast (about 2-3x faster on CPUs with bf16 units; the similarities
     of Eq. 1 are still computed in fp32 from the bf16 z(x)).
     """

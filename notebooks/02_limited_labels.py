@@ -34,8 +34,8 @@
 # trained once. The validation split used for model selection is carved from the training set
 # before the labels are dropped. In the `quick` profile the nine runs train for
 # `LIMITED_STEPS["quick"]` steps (half the profile's) so that the whole book stays within about
-# 20 minutes on 2 CPU cores; in the `cpu` profile they train `LIMITED_STEPS["cpu"]` steps (a fifth
-# of the profile's, about 3 h for the nine runs on 2 cores); `paper` uses its own step count.
+# 20 minutes on 2 CPU cores; in the `cpu` profile they train `LIMITED_STEPS["cpu"]` steps (under a third
+# of the profile's, about 2 h for the nine runs on 2 cores); `paper` uses its own step count.
 
 # %% tags=["parameters"]
 profile = "quick"
