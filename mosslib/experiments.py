@@ -17,7 +17,7 @@ from pathlib import Path
 from .checkpoint import atomic_write_text, load_checkpoint, load_model
 from .profiles import TrainConfig, config_from_dict, config_hash, make_config
 
-__all__ = ["run_dir", "trained", "evaluated", "config_of_run", "pretrained_sibling"]
+__all__ = ["run_dir", "trained", "evaluated", "config_of_run", "pretrained_sibling", "shorter_sibling"]
 
 
 def run_dir(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path:
@@ -41,18 +41,40 @@ def trained(
     quiet: bool = False,
 ) -> Path:
     """The folder of a finished run of this configuration (trained or resumed when needed)."""
-    from .train import Trainer, fork_pretrained
+    from .train import Trainer, extend_run, fork_pretrained
 
     cfg = make_config(profile, config, data_root=data_root, overrides=overrides, seed=seed, arch=arch)
     out = run_dir(cfg, runs_dir)
     if (out / "done.json").exists():
         return out
     if not (out / "checkpoint.pt").exists():
-        src = pretrained_sibling(cfg, runs_dir)
-        if src is not None:
+        shorter = shorter_sibling(cfg, runs_dir)
+        src = None if shorter is not None else pretrained_sibling(cfg, runs_dir)
+        if shorter is not None:
+            extend_run(shorter, cfg, out)
+        elif src is not None:
             fork_pretrained(src, cfg, out)
     Trainer(cfg, out, quiet=quiet).fit(resume=True)
     return out
+
+
+def shorter_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path | None:
+    """The furthest-trained run of the same profile that ``cfg`` continues (see ``train.extends``):
+    the same configuration with fewer steps, e.g. after a profile's budget was raised."""
+    from .train import extends
+
+    best, best_step = None, -1
+    for ckpt in sorted((Path(runs_dir) / cfg.profile).glob("*/checkpoint.pt")):
+        try:
+            saved = config_of_run(ckpt.parent)
+            if saved == cfg or not extends(saved, 0, cfg):  # cheap filter before reading the step
+                continue
+            step = int(load_checkpoint(ckpt)["step"])
+            if extends(saved, step, cfg) and step > best_step:
+                best, best_step = ckpt.parent, step
+        except (OSError, ValueError, KeyError):
+            continue
+    return best
 
 
 def pretrained_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path | None:

@@ -61,11 +61,29 @@ def _step_seed(seed: int, step: int, rank: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank, stream]).generate_state(1)[0])
 
 
+def lr_at(optim, step: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): ``optim.lr``, cosine-decayed to
+    ``lr * lr_final`` over ``[lr_decay_from, steps]`` when ``lr_decay_from`` > 0."""
+    start, end = optim.lr_decay_from, optim.steps
+    if start <= 0 or step < start or end <= start:
+        return optim.lr
+    t = min(1.0, (step - start) / (end - start))
+    return optim.lr * (optim.lr_final + (1.0 - optim.lr_final) * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def schedules_agree(a: TrainConfig, b: TrainConfig, steps: int) -> bool:
+    """True when ``a`` and ``b`` use the same learning rate for steps ``0 .. steps-1``."""
+    return all(lr_at(a.optim, s) == lr_at(b.optim, s) for s in range(steps))
+
+
 def _resumable(cfg: TrainConfig) -> TrainConfig:
-    """What must match to resume: everything but the total number of steps and log cadence."""
+    """What must match to resume: everything but the total number of steps, log cadence and the
+    learning-rate schedule (the schedules must agree up to the checkpoint: ``schedules_agree``)."""
     import dataclasses
 
-    optim = dataclasses.replace(cfg.optim, steps=0, val_every=0, ckpt_every=0, log_every=0)
+    optim = dataclasses.replace(
+        cfg.optim, steps=0, val_every=0, ckpt_every=0, log_every=0, lr_decay_from=0, lr_final=0.0
+    )
     return dataclasses.replace(cfg, optim=optim)
 
 
@@ -82,7 +100,54 @@ def _pretraining(cfg: TrainConfig) -> TrainConfig:
 
 def pretraining_matches(a: TrainConfig, b: TrainConfig) -> bool:
     """True when runs of ``a`` and ``b`` are identical up to the end of pre-training."""
-    return a.optim.pretrain_steps > 0 and _pretraining(a) == _pretraining(b)
+    return (
+        a.optim.pretrain_steps > 0
+        and _pretraining(a) == _pretraining(b)
+        and schedules_agree(a, b, a.optim.pretrain_steps)
+    )
+
+
+def extends(src_cfg: TrainConfig, src_step: int, cfg: TrainConfig) -> bool:
+    """True when ``cfg`` continues a run of ``src_cfg`` now at ``src_step``: the same run, only
+    longer (more steps, or a learning-rate decay that starts after ``src_step``)."""
+    return (
+        _resumable(src_cfg) == _resumable(cfg)
+        and cfg.optim.steps >= src_step
+        and schedules_agree(src_cfg, cfg, src_step)
+    )
+
+
+def extend_run(src: str | os.PathLike, cfg: TrainConfig, out: str | os.PathLike) -> Path:
+    """Start the run ``out`` of ``cfg`` from run ``src``'s last checkpoint, to train it longer.
+
+    Exact: resuming is bit-exact and ``extends`` checks that nothing before the checkpoint would
+    have differed. ``src`` is left as it is (its results stay valid); the checkpoints, the log and
+    ``best.pt`` are copied, model selection goes on from ``src``'s best (``extended.json`` says so).
+    """
+    import shutil
+
+    src, out = Path(src), Path(out)
+    ckpt = load_checkpoint(src / "checkpoint.pt")
+    saved, step = config_from_dict(ckpt["config"]), int(ckpt["step"])
+    if not extends(saved, step, cfg):
+        raise ValueError(
+            f"{src / 'checkpoint.pt'}: cannot be extended to this configuration (hash {config_hash(saved)} at "
+            f"step {step}); only more steps or a learning-rate decay starting after step {step} may differ"
+        )
+    if (out / "checkpoint.pt").exists():
+        raise ValueError(f"{out} already holds a run; extend only into a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("best.pt", "pretrain.pt", "log.jsonl"):
+        if (src / name).exists():
+            tmp = out / f".{name}.tmp"
+            shutil.copyfile(src / name, tmp)
+            os.replace(tmp, out / name)
+    atomic_write_text(json.dumps(to_dict(cfg), indent=2) + "\n", out / "config.json")
+    note = {"from": str(src), "step": step, "best": ckpt["best"]}
+    atomic_write_text(json.dumps(note, indent=2) + "\n", out / "extended.json")
+    ckpt["config"] = to_dict(cfg)
+    atomic_save(ckpt, out / "checkpoint.pt")  # last: its presence marks a complete copy
+    return out
 
 
 def fork_pretrained(src: str | os.PathLike, cfg: TrainConfig, out: str | os.PathLike) -> Path:
@@ -186,6 +251,11 @@ class Trainer:
                 f"{path}: checkpoint was trained with another configuration; use a new --out folder "
                 f"(saved hash {config_hash(saved)}, now {config_hash(self.cfg)})"
             )
+        if not schedules_agree(saved, self.cfg, int(ckpt["step"])):
+            raise ValueError(
+                f"{path}: the learning-rate schedule differs before the checkpoint's step {int(ckpt['step'])}; "
+                f"a run can only be extended (more steps, a decay that starts later) - use a new --out folder"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.teacher.net.load_state_dict(ckpt["teacher"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -228,6 +298,8 @@ class Trainer:
                 f"non-finite loss at step {step}: {terms}; stopped, the last good checkpoint "
                 f"({self.out / 'checkpoint.pt'}) is kept"
             )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(cfg.optim, step)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.grad_clip > 0:
@@ -374,6 +446,10 @@ def add_arguments(p) -> None:
         "--fork-from", default=None, metavar="RUN",
         help="start from RUN/pretrain.pt (a run that differs only in self-training settings) instead of pre-training again",
     )
+    p.add_argument(
+        "--extend-from", default=None, metavar="RUN",
+        help="start from RUN/checkpoint.pt (the same configuration with fewer steps) to train it longer; RUN is kept",
+    )
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
@@ -406,9 +482,15 @@ def run(args) -> int:
     if (out / "checkpoint.pt").exists() and not args.resume:
         print(f"error: {out} already holds a run; pass --resume to continue it or choose another --out", file=sys.stderr)
         return 2
-    if args.fork_from and not (out / "checkpoint.pt").exists():
+    if args.extend_from and args.fork_from:
+        print("error: pass --extend-from or --fork-from, not both", file=sys.stderr)
+        return 2
+    if (args.fork_from or args.extend_from) and not (out / "checkpoint.pt").exists():
         try:
-            fork_pretrained(args.fork_from, cfg, out)
+            if args.extend_from:
+                extend_run(args.extend_from, cfg, out)
+            else:
+                fork_pretrained(args.fork_from, cfg, out)
         except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

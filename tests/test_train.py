@@ -7,7 +7,7 @@ import torch
 
 from mosslib import losses
 from mosslib.checkpoint import load_checkpoint, load_model
-from mosslib.profiles import ABLATIONS, make_config
+from mosslib.profiles import ABLATIONS, config_hash, make_config
 from mosslib.train import Trainer, TrainingDiverged
 
 
@@ -250,3 +250,46 @@ def test_cli_fork_from(tmp_path, capsys):
     assert (tmp_path / "sup" / "forked.json").exists()
     assert main(args + ["--out", str(tmp_path / "bad"), "--set", "optim.lr=1e-3"]) == 2
     assert "another configuration" in capsys.readouterr().err
+
+
+def test_lr_schedule_is_fixed_then_cosine_to_the_final_fraction():
+    from mosslib.train import lr_at
+
+    fixed = smoke("full", **{"optim.steps": 100}).optim
+    assert {lr_at(fixed, s) for s in range(100)} == {fixed.lr}
+    o = smoke("full", **{"optim.steps": 100, "optim.lr_decay_from": 60, "optim.lr_final": 0.1}).optim
+    lrs = [lr_at(o, s) for s in range(101)]
+    assert lrs[:61] == [o.lr] * 61
+    assert all(a > b for a, b in zip(lrs[60:], lrs[61:]))  # strictly decreasing
+    assert lrs[80] == pytest.approx(o.lr * 0.55) and lrs[100] == pytest.approx(o.lr * 0.1)
+
+
+def test_extending_a_run_equals_training_the_longer_run_from_scratch(tmp_path):
+    """A run of 4 steps at a fixed lr, extended to 8 steps with a decay from step 5, ends in the
+    very state of the 8-step run trained from scratch; a decay that starts too early is refused."""
+    from mosslib.experiments import shorter_sibling
+    from mosslib.train import extend_run
+
+    short = smoke("full", **{"optim.steps": 4})
+    long = smoke("full", **{"optim.steps": 8, "optim.lr_decay_from": 5})
+    assert config_hash(short) != config_hash(long)
+    torch.use_deterministic_algorithms(True)
+    try:
+        Trainer(short, tmp_path / "smoke" / "short", quiet=True).fit()
+        Trainer(long, tmp_path / "scratch", quiet=True).fit()
+        assert shorter_sibling(long, tmp_path) == tmp_path / "smoke" / "short"
+        extend_run(tmp_path / "smoke" / "short", long, tmp_path / "ext")
+        assert not (tmp_path / "ext" / "done.json").exists()
+        Trainer(long, tmp_path / "ext", quiet=True).fit(resume=True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    _same_state(tmp_path / "scratch" / "checkpoint.pt", tmp_path / "ext" / "checkpoint.pt")
+    _same_state(tmp_path / "scratch" / "best.pt", tmp_path / "ext" / "best.pt")
+    assert json.loads((tmp_path / "ext" / "extended.json").read_text())["step"] == 4
+    assert load_checkpoint(tmp_path / "smoke" / "short" / "checkpoint.pt")["step"] == 4  # source kept
+    early = smoke("full", **{"optim.steps": 8, "optim.lr_decay_from": 2})
+    with pytest.raises(ValueError, match="cannot be extended"):
+        extend_run(tmp_path / "smoke" / "short", early, tmp_path / "bad")
+    assert shorter_sibling(early, tmp_path) is None
+    with pytest.raises(ValueError, match="learning-rate schedule differs"):
+        Trainer(early, tmp_path / "scratch", quiet=True).load(tmp_path / "scratch" / "checkpoint.pt")
