@@ -68,6 +68,8 @@ class OptimConfig:
     teacher_decay: float = 0.999  # v of Eq. 7
     precision: str = "fp32"  # "fp32" | "bf16" (autocast)
     grad_clip: float = 0.0  # 0: off
+    init_from: str = ""  # warm start: a model checkpoint whose weights (and memory) replace the initialisation
+    init_sha256: str = ""  # the content hash of init_from (checked at the start; part of the run's identity)
     val_every: int = 100
     ckpt_every: int = 50
     log_every: int = 10
@@ -186,7 +188,7 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 # Fields added after runs were cached, left out of the hash while at these defaults (which
 # reproduce the behaviour from before they existed), so those runs keep their folders.
-_HASH_OMITTED_AT_DEFAULT = {"optim": {"lr_decay_from": 0, "lr_final": 0.1}}
+_HASH_OMITTED_AT_DEFAULT = {"optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": ""}}
 
 
 def config_hash(cfg: TrainConfig) -> str:

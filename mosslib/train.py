@@ -34,14 +34,14 @@ import torch.distributed as dist
 from torch import nn
 
 from . import losses
-from .checkpoint import FORMAT, VERSION, atomic_save, atomic_write_text, load_checkpoint, run_metadata
+from .checkpoint import FORMAT, VERSION, CheckpointError, atomic_save, atomic_write_text, load_checkpoint, run_metadata
 from .config import to_dict
 from .metrics import psnr, ssim
 from .network import MOEDN
 from .profiles import ABLATIONS, PROFILES, TrainConfig, config_from_dict, config_hash, make_config
 from .teacher import Teacher
 
-__all__ = ["Trainer", "TrainingDiverged", "build_model", "fork_pretrained", "pretraining_matches", "add_arguments", "run"]
+__all__ = ["Trainer", "TrainingDiverged", "build_model", "warm_start", "file_sha256", "fork_pretrained", "pretraining_matches", "add_arguments", "run"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -188,6 +188,38 @@ def fork_pretrained(src: str | os.PathLike, cfg: TrainConfig, out: str | os.Path
     atomic_write_text(json.dumps(note, indent=2) + "\n", out / "forked.json")
     atomic_save(ckpt, out / "checkpoint.pt")  # last: its presence marks a complete fork
     return out
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (identifies a warm-start checkpoint)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def warm_start(model: nn.Module, cfg: TrainConfig) -> None:
+    """Load ``cfg.optim.init_from``'s weights and memory into ``model`` (in place, fp32).
+
+    The file must still be the one the run was configured with (``init_sha256``), and must hold
+    the same architecture; anything else is a clear error naming the file.
+    """
+    from .checkpoint import model_config_of
+
+    path = Path(cfg.optim.init_from)
+    if cfg.optim.init_sha256 and path.is_file() and file_sha256(path) != cfg.optim.init_sha256:
+        raise CheckpointError(f"{path}: the warm-start checkpoint changed since the run was configured (SHA-256 differs)")
+    ckpt = load_checkpoint(path)
+    if cfg.arch == "moedn" and model_config_of(ckpt, path) != cfg.model:
+        raise CheckpointError(f"{path}: warm-start checkpoint holds another MOEDN configuration than this run's")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: warm-start weights do not fit this run's network: {str(exc).splitlines()[0]}") from exc
 
 
 def _rank() -> int:
@@ -383,9 +415,13 @@ class Trainer:
         if resume and ckpt_path.exists():
             self.load(ckpt_path)
             self._trim_log()
-        elif self.rank == 0:
-            atomic_write_text(json.dumps(to_dict(cfg), indent=2) + "\n", self.out / "config.json")
-            (self.out / "log.jsonl").unlink(missing_ok=True)
+        else:
+            if cfg.optim.init_from:  # warm start: weights and memory from a checkpoint, teacher = student
+                warm_start(self.model, cfg)
+                self.teacher.reset(self.model)
+            if self.rank == 0:
+                atomic_write_text(json.dumps(to_dict(cfg), indent=2) + "\n", self.out / "config.json")
+                (self.out / "log.jsonl").unlink(missing_ok=True)
         if self.rank == 0 and not self.quiet:
             print(f"[mosslib train] {self.out}: {self.data.describe()}", file=sys.stderr)
         from tqdm.auto import tqdm
@@ -450,6 +486,11 @@ def add_arguments(p) -> None:
         "--extend-from", default=None, metavar="RUN",
         help="start from RUN/checkpoint.pt (the same configuration with fewer steps) to train it longer; RUN is kept",
     )
+    p.add_argument(
+        "--init-from", default=None, metavar="CKPT",
+        help="warm start: begin from CKPT's weights and memory (a model checkpoint such as the shipped one, or a run's best.pt) "
+             "with a fresh optimiser; combine with --set optim.pretrain_steps=0 to self-train from the first step",
+    )
     p.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
@@ -463,6 +504,11 @@ def run(args) -> int:
         overrides.append(f"optim.steps={args.steps}")
     if args.precision:
         overrides.append(f"optim.precision={args.precision}")
+    if args.init_from:
+        if not Path(args.init_from).is_file():
+            print(f"error: {args.init_from}: no such warm-start checkpoint file", file=sys.stderr)
+            return 2
+        overrides += [f"optim.init_from={os.path.abspath(args.init_from)}", f"optim.init_sha256={file_sha256(args.init_from)}"]
     if args.unlabeled is not None:
         overrides.append(f"data.unlabeled={os.path.abspath(args.unlabeled) if args.unlabeled else ''}")
     try:
@@ -501,6 +547,9 @@ def run(args) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         if "another process" not in str(exc):
             raise

@@ -293,3 +293,40 @@ def test_extending_a_run_equals_training_the_longer_run_from_scratch(tmp_path):
     assert shorter_sibling(early, tmp_path) is None
     with pytest.raises(ValueError, match="learning-rate schedule differs"):
         Trainer(early, tmp_path / "scratch", quiet=True).load(tmp_path / "scratch" / "checkpoint.pt")
+
+
+def test_warm_start_from_a_model_checkpoint(tmp_path, capsys):
+    """--init-from: the run starts from the file's weights and memory (teacher too), records the
+    file's SHA-256 in its configuration, and refuses a changed file or another architecture."""
+    from mosslib.checkpoint import save_model
+    from mosslib.cli import main
+    from mosslib.train import file_sha256, warm_start
+
+    Trainer(smoke("full"), tmp_path / "src", quiet=True).fit()
+    init = save_model(load_model(tmp_path / "src"), tmp_path / "init.pt", dtype=torch.float16)
+    base = ["train", "--profile", "smoke", "--data", "", "--quiet"]
+    args = base + ["--init-from", str(init)]
+    args += [f"--set={k}={v}" for k, v in {"optim.steps": 2, "optim.pretrain_steps": 0, "optim.val_every": 2, "optim.ckpt_every": 2}.items()]
+    assert main(args + ["--out", str(tmp_path / "warm")]) == 0
+    saved = json.loads((tmp_path / "warm" / "config.json").read_text())["optim"]
+    assert saved["init_from"] == str(init) and saved["init_sha256"] == file_sha256(init)
+    log = [json.loads(x) for x in (tmp_path / "warm" / "log.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in log} == {"self-train"}  # pretrain_steps=0: self-training from step 1
+
+    cfg = make_config("smoke", "full", data_root="", overrides=[f"optim.init_from={init}", f"optim.init_sha256={file_sha256(init)}"])
+    assert config_hash(cfg) != config_hash(make_config("smoke", "full", data_root=""))
+    tr = Trainer(cfg, tmp_path / "t", quiet=True)
+    warm_start(tr.model, cfg)
+    ref = load_model(init).state_dict()
+    for k, v in tr.model.state_dict().items():  # weights and memory buffers (items, usage)
+        assert torch.equal(v, ref[k]), k
+
+    init.write_bytes(init.read_bytes()[:-8] + b"changed!")
+    with pytest.raises(ValueError, match="changed since the run was configured"):
+        warm_start(tr.model, cfg)
+    other = save_model(load_model(tmp_path / "src"), tmp_path / "other.pt")
+    bigger = make_config("smoke", "full", data_root="", overrides=["model.ngf=12", f"optim.init_from={other}"])
+    with pytest.raises(ValueError, match="another MOEDN configuration"):
+        warm_start(Trainer(bigger, tmp_path / "b", quiet=True).model, bigger)
+    assert main(base + ["--init-from", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "m")]) == 2
+    assert "no such warm-start checkpoint" in capsys.readouterr().err
