@@ -7,7 +7,8 @@ change in machine load hits all alike), peak tensor memory of one forward, achie
 its fraction of the machine's ceiling, measured in the same rounds as the networks (a 64->64 3x3
 fp32 convolution at 256x256, best of NCHW and channels_last, and a 2048x2048 fp32 matrix
 product; bf16 versions too). MOEDN is also timed through :func:`mosslib.fast.prepare` (variant
-``fast``). Then the training throughput of
+``fast``: bf16 where supported) and, on x86 CPUs, its int8 path (variant ``int8``,
+:mod:`mosslib.quantized`). Then the training throughput of
 MOEDN (forward, L1 loss, backward, Adam step) in the ``quick`` and ``paper`` profiles' batch and
 crop sizes, fp32 and bf16 autocast; the memory module's share of MOEDN's time at 512x512; and,
 when DDN-SIRR is at hand, the PSNR change of the fast path against fp32. The targets of the speed
@@ -53,6 +54,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import fast
 from .baselines import MODEL_NAMES, build_model, count_params
+from .quantized import int8_supported
 
 __all__ = [
     "TARGETS",
@@ -76,6 +78,8 @@ TARGETS = {
     "moedn_conv_ceiling": ("MOEDN fp32 GFLOP/s / fp32 conv ceiling", ">=", 0.6),
     "fast_speedup_256": ("MOEDN fp32 time / fast path time at 256x256", ">=", 3.0),
     "fast_psnr_change_db": ("|PSNR(fast) - PSNR(fp32)| on DDN-SIRR test (dB)", "<=", 0.05),
+    "int8_speedup_256": ("MOEDN fp32 time / int8 path time at 256x256", ">=", 3.0),
+    "int8_psnr_change_db": ("|PSNR(int8) - PSNR(fp32)| on DDN-SIRR test (dB)", "<=", 0.05),
     "train_bf16_speedup_quick": ("training step fp32 time / bf16 autocast time (quick profile)", ">=", 1.5),
     "memory_share_512": ("memory module time / MOEDN fp32 time at 512x512", "<=", 0.05),
 }
@@ -319,6 +323,12 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             entries.append({"name": name, "variant": "fast", "params": count_params(net), "gflop_256": g,
                             "precision": fast_precision, "path": prepared.describe()})
             fns_by_key[f"{name}/fast"] = prepared
+            if device.type == "cpu" and int8_supported():  # the int8 path (mosslib.quantized)
+                q = fast.prepare(net, "int8", device)
+                if q.precision == "int8":
+                    entries.append({"name": name, "variant": "int8", "params": count_params(net), "gflop_256": g,
+                                    "precision": "int8", "path": q.describe()})
+                    fns_by_key[f"{name}/int8"] = q
     mem_hook = _MemoryTimer(nets["moedn"].memory) if "moedn" in nets and nets["moedn"].memory is not None else None
     timed: dict[int, dict[str, list[float]]] = {}
     gen = torch.Generator().manual_seed(0)
@@ -371,7 +381,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             tq["bf16_speedup_quick"] = tq["quick_bf16"] / tq["quick_fp32"]
 
     # PSNR change of the fast path
-    result["fast_psnr"] = None
+    result["fast_psnr"] = result["int8_psnr"] = None
     if psnr and "moedn" in nets:
         root = Path(data_root) if data_root else _default_data_root()
         if quick:
@@ -383,6 +393,10 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             _log(f"PSNR of fp32 vs fast ({fast_precision}) on DDN-SIRR test, {what} ...")
             res = fast.psnr_change_vs_fp32(model, _sirr_pairs(root), fast_precision, device)
             result["fast_psnr"] = {"model": what, "data": str(root / "DDN-SIRR"), **res}
+            if any(e["variant"] == "int8" for e in entries):
+                _log(f"PSNR of fp32 vs int8 on DDN-SIRR test, {what} ...")
+                res = fast.psnr_change_vs_fp32(model, _sirr_pairs(root), "int8", device)
+                result["int8_psnr"] = {"model": what, "data": str(root / "DDN-SIRR"), **res}
     result["loadavg_end"] = _loadavg()
     busy = (result["loadavg_start"] or [0])[0]  # before this run added its own load
     if device.type == "cpu" and busy > max(os.cpu_count() or 1, threads) - threads + 0.5:
@@ -447,17 +461,23 @@ def evaluate_targets(result: dict) -> dict:
     """``{name: {"value", "threshold", "op", "pass", "what"}}``; value None when not measured."""
     rows = {(m["name"], m["variant"]): m for m in result.get("models", [])}
     moedn, prenet, fastm = rows.get(("moedn", "fp32")), rows.get(("prenet", "fp32")), rows.get(("moedn", "fast"))
+    int8m = rows.get(("moedn", "int8"))
     values = {
         "moedn_vs_prenet_256": moedn["ms_256"] / prenet["ms_256"] if moedn and prenet else None,
         "moedn_conv_ceiling": moedn["ceiling_fraction"] if moedn else None,
         "fast_speedup_256": moedn["ms_256"] / fastm["ms_256"] if moedn and fastm else None,
         "fast_psnr_change_db": None,
+        "int8_speedup_256": moedn["ms_256"] / int8m["ms_256"] if moedn and int8m else None,
+        "int8_psnr_change_db": None,
         "train_bf16_speedup_quick": (result.get("train_images_per_s") or {}).get("bf16_speedup_quick"),
         "memory_share_512": result.get("memory_share_512"),
     }
     fp = result.get("fast_psnr") or {}
     if "delta_db" in fp:
         values["fast_psnr_change_db"] = abs(fp["delta_db"])
+    ip = result.get("int8_psnr") or {}
+    if "delta_db" in ip:
+        values["int8_psnr_change_db"] = abs(ip["delta_db"])
     out = {}
     for name, (what, op, thr) in TARGETS.items():
         v = values[name]
@@ -468,6 +488,8 @@ def evaluate_targets(result: dict) -> dict:
         out["moedn_vs_prenet_256"]["value_min"] = moedn["ms_256_min"] / prenet["ms_256_min"]
     if moedn and fastm:
         out["fast_speedup_256"]["value_min"] = moedn["ms_256_min"] / fastm["ms_256_min"]
+    if moedn and int8m:
+        out["int8_speedup_256"]["value_min"] = moedn["ms_256_min"] / int8m["ms_256_min"]
     return out
 
 
@@ -503,13 +525,21 @@ def write_csv(result: dict, path: str | os.PathLike) -> Path:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)
         for m in result["models"]:
-            arch = m["name"] if m["variant"] == "fp32" else f"{m['name']}-{m['variant']}-{m.get('precision', '')}".rstrip("-")
+            arch = _arch_name(m)
             w.writerow([arch, m["name"], m["variant"], result["device"], result["threads"], result["sizes"][0], m["params"],
                         f"{m['gflop_256']:.3f}", f"{m['ms_256']:.2f}", f"{m['ms_512']:.2f}", f"{m['ms_256_min']:.2f}",
                         f"{m['ms_512_min']:.2f}", f"{m['peak_mb']:.1f}", f"{m['gflops_achieved']:.1f}",
                         f"{m['ceiling_fraction']:.3f}"])
     os.replace(tmp, path)
     return path
+
+
+def _arch_name(m: dict) -> str:
+    """``moedn``, ``moedn-fast-bf16``, ``moedn-int8``: one name per row of the CSV."""
+    if m["variant"] == "fp32":
+        return m["name"]
+    parts = [m["name"], m["variant"]] + ([m["precision"]] if m.get("precision") not in (None, "", m["variant"]) else [])
+    return "-".join(parts)
 
 
 def human_report(result: dict) -> str:
@@ -538,6 +568,11 @@ def human_report(result: dict) -> str:
                          f"{fp['max_abs_delta_db']:.4f}), max pixel difference {fp['max_pixel_diff']}")
         else:
             lines.append(f"fast path PSNR check skipped: {fp.get('skipped')}")
+    ip = result.get("int8_psnr")
+    if ip and "delta_db" in ip:
+        lines.append(f"int8 path PSNR on DDN-SIRR ({ip['n']} images, {ip['model']}): fp32 {ip['psnr_fp32']:.3f} dB, "
+                     f"int8 {ip['psnr_fast']:.3f} dB, change {ip['delta_db']:+.4f} dB (largest per image "
+                     f"{ip['max_abs_delta_db']:.4f}), max pixel difference {ip['max_pixel_diff']}")
     if result.get("warning"):
         lines.append(f"WARNING: {result['warning']}")
     lines.append("")

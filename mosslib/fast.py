@@ -1,6 +1,6 @@
 """Fast inference: :func:`prepare` turns a deraining network into a callable tuned for the device.
 
-``prepare(model, precision="fp32" | "bf16", device="cpu", compile=None)`` returns a callable
+``prepare(model, precision="fp32" | "bf16" | "int8", device="cpu", compile=None)`` returns a callable
 (B, 3, H, W) in [-1, 1] -> (B, 3, H, W) fp32 in [-1, 1] with the model in eval mode. The
 weights are read once, at ``prepare`` time (prepare again after training further).
 
@@ -53,7 +53,7 @@ from .network import MOEDN, ResidualLayer, pad_to_multiple
 
 __all__ = ["PRECISIONS", "bf16_supported", "prepare", "FastForward", "FusedMOEDN", "psnr_change_vs_fp32", "cpu_info"]
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def cpu_info() -> dict:
@@ -207,14 +207,20 @@ def _agrees(fn: Callable, model: nn.Module, device: torch.device, tol: float) ->
 def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bool | None = None) -> FastForward:
     """A fast callable for ``model``: (B, 3, H, W) in [-1, 1] -> fp32 (B, 3, H, W); model put in eval mode.
 
-    ``precision``: "fp32" or "bf16" (falls back to fp32 with a warning where bf16 is not
-    supported). ``compile``: None (default) -> no ``torch.compile`` (it does not pay on CPU here);
+    ``precision``: "fp32", "bf16" (falls back to fp32 with a warning where bf16 is not
+    supported) or "int8" (MOEDN on CPU only, :class:`mosslib.quantized.Int8MOEDN`, calibrated on
+    embedded training images; falls back to bf16 or fp32 with a warning elsewhere). ``compile``: None (default) -> no ``torch.compile`` (it does not pay on CPU here);
     True -> try it and fall back to eager with a warning if it fails.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     device = torch.device(device)
     notes: list[str] = []
+    if precision == "int8":
+        int8 = _int8_path(model, device, notes)
+        if int8 is not None:
+            return FastForward(int8, device, "int8", "int8 oneDNN MOEDN (calibrated)", False, notes)
+        precision = "bf16"
     if precision == "bf16" and not bf16_supported(device):
         warnings.warn(f"bf16 is not supported on {device}; using fp32", RuntimeWarning, stacklevel=2)
         notes.append("bf16 unsupported, fp32 used")
@@ -248,6 +254,32 @@ def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bo
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); using eager", RuntimeWarning, stacklevel=2)
             notes.append("torch.compile failed, eager used")
     return FastForward(fn, device, precision, path, compiled, notes)
+
+
+def _int8_path(model: nn.Module, device: torch.device, notes: list[str]):
+    """:class:`~mosslib.quantized.Int8MOEDN` when it applies and agrees with the model on a
+    calibration image (max abs difference <= 0.25 in [-1, 1]); else None, with a warning."""
+    from .quantized import Int8MOEDN, default_calibration, int8_supported
+
+    why = None
+    if not isinstance(model, MOEDN) or device.type != "cpu":
+        why = "int8 is implemented for MOEDN on CPU only"
+    elif not int8_supported():
+        why = "this torch build has no oneDNN quantized engine"
+    if why is None:
+        try:
+            calib = default_calibration()
+            q = Int8MOEDN(model.eval(), calib)
+            with torch.no_grad():
+                err = float((q(calib[0]) - model(calib[0])).abs().max())
+            if err <= 0.25:
+                return q
+            why = f"int8 output disagreed with the model (max abs difference {err:.3f})"
+        except (RuntimeError, NotImplementedError) as exc:
+            why = f"int8 path unavailable ({type(exc).__name__}: {exc})"
+    warnings.warn(f"{why}; using bf16/fp32", RuntimeWarning, stacklevel=3)
+    notes.append(why)
+    return None
 
 
 # -- accuracy check ---------------------------------------------------------------------------

@@ -33,6 +33,9 @@ def test_json_schema(quick_run):
     rows = {(m["name"], m["variant"]): m for m in res["models"]}
     assert {n for n, _ in rows} == set(MODEL_NAMES)
     assert ("moedn", "fast") in rows and all((n, "fp32") in rows for n in MODEL_NAMES)
+    from mosslib.quantized import int8_supported
+
+    assert (("moedn", "int8") in rows) == int8_supported()
     for m in res["models"]:
         assert isinstance(m["params"], int) and m["params"] > 0
         for key in ("gflop_256", "ms_256", "ms_512", "gflops_achieved"):
@@ -48,7 +51,7 @@ def test_json_schema(quick_run):
         assert tgt["pass"] in (True, False, None)
         assert (tgt["value"] is None) == (tgt["pass"] is None)
     assert res["targets"]["fast_psnr_change_db"]["pass"] is None  # --no-psnr
-    assert res["fast_psnr"] is None
+    assert res["fast_psnr"] is None and res["int8_psnr"] is None
 
 
 def test_csv_reads_in_the_timing_notebook(quick_run):
@@ -69,20 +72,24 @@ def test_targets_pass_and_fail_logic():
         return {"name": name, "variant": variant, "ms_256": ms, "ms_256_min": ms, "ceiling_fraction": ceil}
 
     res = {
-        "models": [model("moedn", "fp32", 100.0, 0.7), model("moedn", "fast", 30.0), model("prenet", "fp32", 600.0)],
+        "models": [model("moedn", "fp32", 100.0, 0.7), model("moedn", "fast", 30.0), model("prenet", "fp32", 600.0),
+                   model("moedn", "int8", 40.0)],
         "train_images_per_s": {"bf16_speedup_quick": 1.2},
         "memory_share_512": 0.02,
         "fast_psnr": {"delta_db": -0.01},
+        "int8_psnr": {"delta_db": -0.2},
     }
     t = bench.evaluate_targets(res)
     assert t["moedn_vs_prenet_256"]["value"] == pytest.approx(1 / 6) and t["moedn_vs_prenet_256"]["pass"]
     assert t["moedn_conv_ceiling"]["pass"]
     assert t["fast_speedup_256"]["value"] == pytest.approx(100 / 30) and t["fast_speedup_256"]["pass"]
     assert t["fast_psnr_change_db"]["value"] == pytest.approx(0.01) and t["fast_psnr_change_db"]["pass"]
+    assert t["int8_speedup_256"]["value"] == pytest.approx(2.5) and t["int8_speedup_256"]["pass"] is False
+    assert t["int8_psnr_change_db"]["value"] == pytest.approx(0.2) and t["int8_psnr_change_db"]["pass"] is False
     assert t["train_bf16_speedup_quick"]["pass"] is False
     assert t["memory_share_512"]["pass"]
     lines = bench.target_lines(t)
-    assert sum(line.startswith("PASS") for line in lines) == 5 and sum(line.startswith("FAIL") for line in lines) == 1
+    assert sum(line.startswith("PASS") for line in lines) == 5 and sum(line.startswith("FAIL") for line in lines) == 3
     # nothing measured -> SKIP, not FAIL
     empty = bench.evaluate_targets({"models": []})
     assert all(v["pass"] is None for v in empty.values())

@@ -1,0 +1,109 @@
+"""The int8 path: its walk is MOEDN's forward, its output stays close to fp32, and it falls back cleanly."""
+import numpy as np
+import pytest
+import torch
+
+from mosslib import fast
+from mosslib.baselines import build_model
+from mosslib.checkpoint import load_model
+from mosslib.config import ModelConfig
+from mosslib.metrics import psnr
+from mosslib.network import MOEDN
+from mosslib.quantized import Int8MOEDN, _Recorder, _walk, default_calibration, int8_supported
+
+needs_int8 = pytest.mark.skipif(not int8_supported(), reason="no oneDNN quantized engine in this torch build")
+
+
+def _x(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_the_walk_is_the_models_forward(fuse):
+    """The one description both interpreters run computes exactly MOEDN.forward (fp32 recorder)."""
+    torch.manual_seed(0)
+    model = MOEDN(ModelConfig(init="default", fuse=fuse)).eval()
+    if fuse:
+        for conv in model.fuse:  # open the (zero-initialised) fusion so it is exercised
+            torch.nn.init.normal_(conv.weight, std=0.05)
+    x = _x(1, 3, 32, 40)
+    with torch.no_grad():
+        xp, _ = model._pad(x)
+        s = model.head(xp)
+        g = _walk(model, s, _Recorder())
+        y = torch.tanh(model.tail(s - g))
+        ref = model(x)
+    assert torch.allclose(y, ref, atol=1e-6)
+
+
+def test_recorder_ranges_cover_the_sampled_values():
+    rec = _Recorder(per_call=1000)
+    rec._see("p", torch.linspace(-2, 3, 5000))
+    full, central = rec.ranges(1.0)["p"], rec.ranges(0.9)["p"]
+    assert full[0] >= -2 and full[1] <= 3 and full[1] - full[0] > 4.9
+    assert -2 < central[0] < central[1] < 3  # the tails are clipped
+
+
+@needs_int8
+def test_int8_shipped_model_is_close_to_fp32():
+    """On an embedded *test* image (not used for calibration): int8 output within about 1-2 uint8
+    levels RMS of fp32 (PSNR between the two outputs > 38 dB); odd sizes and batches work."""
+    from mosslib.data import open_dataset
+    from mosslib.embedded import ensure
+    from mosslib.sampling import to_tensor, to_uint8_image
+
+    model = load_model()
+    q = Int8MOEDN(model)
+    pair = open_dataset(ensure() / "sirr_like").test_groups()["sparse"][0]
+    rainy, _ = pair.load()
+    x = to_tensor(rainy).unsqueeze(0)
+    with torch.no_grad():
+        ref, got = model(x), q(x)
+    assert got.shape == x.shape and got.dtype == torch.float32
+    assert psnr(to_uint8_image(got[0]), to_uint8_image(ref[0])) > 38.0
+    xb = _x(2, 3, 37, 45)
+    with torch.no_grad():
+        yb = q(xb)
+    assert yb.shape == xb.shape and torch.isfinite(yb).all()
+    with pytest.raises(ValueError, match="expects"):
+        q(torch.zeros(1, 1, 8, 8))
+
+
+@needs_int8
+def test_float_layers_trade_speed_for_accuracy():
+    """Keeping the full-resolution layers in fp32 brings the output closer to fp32."""
+    model = load_model()
+    calib = default_calibration(n=3)
+    x = default_calibration(n=6)[-1]  # an image outside the 3 calibration ones
+    with torch.no_grad():
+        ref = model(x)
+        err_all = float((Int8MOEDN(model, calib)(x) - ref).abs().mean())
+        err_mixed = float((Int8MOEDN(model, calib, float_layers=("e0", "d16", "d17", "d18", "d19"))(x) - ref).abs().mean())
+    assert err_mixed < err_all
+
+
+@needs_int8
+def test_prepare_int8_and_fallbacks():
+    model = load_model()
+    f = fast.prepare(model, "int8")
+    assert f.precision == "int8" and "int8" in f.describe()
+    with pytest.warns(RuntimeWarning, match="MOEDN on CPU only"):
+        g = fast.prepare(build_model("ddn"), "int8")
+    assert g.precision in ("bf16", "fp32")
+    y = g(_x(1, 3, 16, 16))
+    assert y.shape == (1, 3, 16, 16)
+
+
+@needs_int8
+def test_derain_api_and_cli_accept_int8(tmp_path):
+    from mosslib import derain as D
+    from mosslib.cli import main
+
+    img = (np.random.default_rng(0).random((24, 30, 3)) * 255).astype(np.uint8)
+    out = D.derain(img, precision="int8")
+    assert out.shape == img.shape and out.dtype == np.uint8
+    from PIL import Image
+
+    Image.fromarray(img).save(tmp_path / "a.png")
+    assert main(["derain", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--precision", "int8", "-q"]) == 0
+    assert (tmp_path / "out" / "a.png").exists()
