@@ -82,12 +82,12 @@ def _check_device(device: str) -> str:
 
 
 def make_forward(model: nn.Module, precision: str = "fp32", device: str = "cpu") -> Forward:
-    """A callable (B, 3, H, W) in [-1, 1] -> same, for ``precision`` "fp32", "bf16" or "int8".
+    """A callable (B, 3, H, W) in [-1, 1] -> same, for ``precision`` "fp32" or "bf16".
 
-    bf16 and int8 use ``mosslib.fast.prepare`` when that module exists, else autocast around the model.
+    bf16 uses ``mosslib.fast.prepare`` when that module exists, else autocast around the model.
     """
-    if precision not in ("fp32", "bf16", "int8"):
-        raise ValueError(f"precision must be 'fp32', 'bf16' or 'int8', got {precision!r}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     if precision == "fp32":
         return model
     if importlib.util.find_spec("mosslib.fast") is not None:
@@ -340,11 +340,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N", help="tile overlap in pixels (default %(default)s)"
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default %(default)s")
-    parser.add_argument(
-        "--precision", default="fp32", choices=["fp32", "bf16", "int8"],
-        help="default %(default)s; bf16: about 2x faster on CPUs with bf16 support; int8: about 2.8x on x86 CPUs, "
-        "with a small accuracy cost (see mosslib.quantized)",
-    )
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="default %(default)s")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

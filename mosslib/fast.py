@@ -17,7 +17,10 @@ the 2 cores were shared with other jobs, so wall-clock numbers were noisier):
   at about 210 GFLOP/s per core, which is this CPU's bf16 peak (64 FLOP/cycle/core with
   avx512_bf16); fp32 convolutions run at 105-110 GFLOP/s per core, also at peak (32
   FLOP/cycle). So bf16 can at most halve the convolution time here: a 3x speed-up over a
-  well-laid-out fp32 model is out of reach on this CPU without changing the network.
+  well-laid-out fp32 model is out of reach on this CPU without changing the network. int8
+(``precision="int8"``, :mod:`mosslib.quantized`, VNNI convolutions at 3.3-3.7x fp32) reached
+2.6-2.8x, at an accuracy cost beyond the 0.05 dB budget and with artifacts on some real photos,
+so ``derain`` does not offer it.
 
 What this module does for MOEDN on CPU (:class:`FusedMOEDN`): channels_last activations, bf16
 weights and activations (when ``precision="bf16"``), weights prepacked once into oneDNN's
