@@ -39,7 +39,24 @@ def model_card(run: str | Path) -> dict:
         "finished": done is not None,
         "selection": "highest validation PSNR (RGB) on the held-out split of the labeled training data",
         "trained_with": best.get("meta", {}),
+        **_lineage(best["config"]),
     }
+
+
+def _lineage(config: dict) -> dict:
+    """For a warm-started run: where its start came from (path, SHA-256, and that model's own card
+    without its scores), so a card tells the whole training history."""
+    init = (config.get("optim") or {}).get("init_from")
+    if not init:
+        return {}
+    entry = {"from": init, "sha256": config["optim"].get("init_sha256", "")}
+    try:
+        parent = load_checkpoint(init).get("card")
+    except CheckpointError:
+        parent = None
+    if parent:
+        entry["card"] = {k: v for k, v in parent.items() if k not in ("metrics", "exported", "file_bytes")}
+    return {"warm_start": entry}
 
 
 def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dict[str, str] | None = None,

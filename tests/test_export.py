@@ -53,3 +53,21 @@ def test_cli_export(smoke_run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["bytes"] == (tmp_path / "x.pt").stat().st_size
     assert main(["export", str(smoke_run), "-o", str(tmp_path / "y.pt"), "--eval", "nofolder"]) == 2
     assert "NAME=FOLDER" in capsys.readouterr().err
+
+
+def test_card_of_a_warm_started_run_carries_its_lineage(smoke_run, tmp_path):
+    """A run started with --init-from names the file, its hash and that model's card (no scores)."""
+    from mosslib.train import file_sha256
+
+    parent = tmp_path / "parent.pt"
+    export_model(smoke_run, parent)
+    cfg = make_config("smoke", "full", data_root="", overrides={
+        "optim.steps": 2, "optim.pretrain_steps": 0, "optim.val_every": 2, "optim.ckpt_every": 2,
+        "optim.init_from": str(parent), "optim.init_sha256": file_sha256(parent)})
+    Trainer(cfg, tmp_path / "warm", quiet=True).fit()
+    card = export_model(tmp_path / "warm", tmp_path / "child.pt")
+    lineage = card["warm_start"]
+    assert lineage["from"] == str(parent) and lineage["sha256"] == file_sha256(parent)
+    assert lineage["card"]["best_step"] == load_checkpoint(smoke_run / "best.pt")["step"]
+    assert "metrics" not in lineage["card"]
+    assert "warm_start" not in export_model(smoke_run, tmp_path / "plain.pt")
