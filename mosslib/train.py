@@ -14,6 +14,10 @@ teacher is not used; at the switch it is re-initialised from the student and ``p
 is written. Choices the paper leaves open are written down in :mod:`mosslib.teacher`,
 :mod:`mosslib.losses` and the README.
 
+A run can warm-start from a model checkpoint (``optim.init_from``, ``train --init-from``): its
+weights and memory replace the initialisation, the teacher starts equal to the student, and the
+file's SHA-256 is part of the run's configuration (:func:`warm_start`).
+
 Every random draw of a step comes from generators seeded by ``(seed, step, rank)``, so resuming
 from a checkpoint reproduces an uninterrupted run exactly (CPU, deterministic mode).
 Model selection uses a validation split carved from the labeled training data, never the test
