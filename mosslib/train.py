@@ -211,17 +211,16 @@ def warm_start(model: nn.Module, cfg: TrainConfig) -> None:
     The file must still be the one the run was configured with (``init_sha256``), and must hold
     the same architecture; anything else is a clear error naming the file.
     """
-    from .checkpoint import model_config_of
+    from .checkpoint import load_model
 
     path = Path(cfg.optim.init_from)
     if cfg.optim.init_sha256 and path.is_file() and file_sha256(path) != cfg.optim.init_sha256:
         raise CheckpointError(f"{path}: the warm-start checkpoint changed since the run was configured (SHA-256 differs)")
-    ckpt = load_checkpoint(path)
-    if cfg.arch == "moedn" and model_config_of(ckpt, path) != cfg.model:
+    src = load_model(path)  # validated, built from its own configuration, fp32
+    if cfg.arch == "moedn" and getattr(src, "cfg", None) != cfg.model:
         raise CheckpointError(f"{path}: warm-start checkpoint holds another MOEDN configuration than this run's")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(src.state_dict())
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: warm-start weights do not fit this run's network: {str(exc).splitlines()[0]}") from exc
 

@@ -71,7 +71,7 @@ def test_int8_shipped_model_is_close_to_fp32():
 
 @needs_int8
 def test_float_layers_trade_speed_for_accuracy():
-    """Keeping the full-resolution layers in fp32 brings the output closer to fp32."""
+    """Running the full-resolution layers in bf16 instead of int8 brings the output closer to fp32."""
     model = load_model()
     calib = default_calibration(n=3)
     x = default_calibration(n=6)[-1]  # an image outside the 3 calibration ones
