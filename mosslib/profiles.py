@@ -53,6 +53,7 @@ class DataConfig:
     crop: int = 64
     batch_size: int = 4  # labeled images per step (and unlabeled images per step)
     val_max_side: int = 0  # validation images are centre-cropped to this side (0: whole images)
+    val_extra_rain: str = ""  # procedural rain styles ("dense,heavy") rendered on the validation clean images as extra validation pairs
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,10 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 # Fields added after runs were cached, left out of the hash while at these defaults (which
 # reproduce the behaviour from before they existed), so those runs keep their folders.
-_HASH_OMITTED_AT_DEFAULT = {"optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": ""}}
+_HASH_OMITTED_AT_DEFAULT = {
+    "optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": ""},
+    "data": {"val_extra_rain": ""},
+}
 
 
 def config_hash(cfg: TrainConfig) -> str:

@@ -351,7 +351,8 @@ class Trainer:
     # -- validation ---------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict:
-        """PSNR/SSIM (RGB convention) of the student on the validation split."""
+        """PSNR/SSIM (RGB convention) of the student on the validation split (mean over all pairs,
+        and per group when ``data.val_extra_rain`` adds procedurally rained pairs)."""
         from .sampling import to_tensor, to_uint8_image
 
         self.model.eval()
@@ -365,7 +366,13 @@ class Trainer:
             ss.append(ssim(pred, clean) if min(clean.shape[:2]) >= 7 else float("nan"))
         self.model.train()
         finite = [p for p in ps if math.isfinite(p)] or [100.0]
-        return {"val_psnr": float(np.mean(finite)), "val_ssim": float(np.nanmean(ss)) if ss else float("nan"), "val_n": len(ps)}
+        out = {"val_psnr": float(np.mean(finite)), "val_ssim": float(np.nanmean(ss)) if ss else float("nan"), "val_n": len(ps)}
+        groups = self.data.val_groups
+        if len(set(groups)) > 1:  # val_extra_rain: the mean over all pairs selects; each group is logged too
+            for g in dict.fromkeys(groups):
+                gp = [p for p, gg in zip(ps, groups) if gg == g and math.isfinite(p)]
+                out[f"val_psnr_{g}"] = float(np.mean(gp)) if gp else float("nan")
+        return out
 
     # -- the loop -----------------------------------------------------------------------
     def _log(self, record: dict) -> None:

@@ -3,7 +3,8 @@
 D_L: the labeled split minus a validation split (``val_fraction``, for model selection) and, in
 the limited-label setting, minus the pairs whose labels are dropped (they join D_U as rainy
 images). Optional extra labeled pairs: procedural rain (``extra_rain`` style) rendered on D_L's
-clean images. D_U: the unlabeled folder plus the dropped-label rainy images. The test set is
+clean images; likewise ``val_extra_rain`` on the validation clean images (so that model selection
+also sees heavy rain when D_L's own rain is light). D_U: the unlabeled folder plus the dropped-label rainy images. The test set is
 not touched here.
 """
 from __future__ import annotations
@@ -45,12 +46,28 @@ def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
     return img[top : top + side, left : left + side]
 
 
+def _rained_validation(cleans: list, styles: str, seed: int) -> list:
+    """[(style, (rainy, clean))]: each of ``styles`` ("dense,heavy") rendered once on every clean image."""
+    if not styles:
+        return []
+    from .rain import render_rain
+
+    out = []
+    for s, style in enumerate(x.strip() for x in styles.split(",") if x.strip()):
+        for i, clean in enumerate(cleans):
+            # a seed stream of its own: never one of the training pairs' renderings
+            rainy, _, _ = render_rain(clean, style, seed=7_000_001 + seed * 1_000_003 + s * 100_003 + i)
+            out.append((style, (rainy, clean)))
+    return out
+
+
 @dataclass
 class TrainData:
     labeled: object  # PairSampler: batch(seed) -> (x, y)
     unlabeled: object | None  # ImageSampler: batch(seed) -> x
     val: list = field(default_factory=list)  # [(rainy uint8, clean uint8)]
     counts: dict = field(default_factory=dict)
+    val_groups: list = field(default_factory=list)  # per val pair: "labeled" or the procedural rain style
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.counts.items())
@@ -88,6 +105,10 @@ def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Trai
         sources += folder
         n_folder = len(folder)
     val = [(_centre_crop(r, d.val_max_side), _centre_crop(c, d.val_max_side)) for r, c in (p.load() for p in val_pairs)]
+    val_groups = ["labeled"] * len(val)
+    for style, pair in _rained_validation([c for _, c in val], d.val_extra_rain, cfg.seed):
+        val.append(pair)
+        val_groups.append(style)
     labeled_sampler = PairSampler(bank, d.crop, d.batch_size, cfg.seed)
     unlabeled_sampler = ImageSampler(ImageBank(sources, paired=False), d.crop, d.batch_size, cfg.seed + 1) if sources else None
     counts = {
@@ -98,4 +119,6 @@ def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Trai
         "unlabeled_dropped_labels": len(dropped),
         "val": len(val),
     }
-    return TrainData(labeled_sampler, unlabeled_sampler, val, counts)
+    if len(set(val_groups)) > 1:
+        counts["val_extra_rain"] = len(val) - val_groups.count("labeled")
+    return TrainData(labeled_sampler, unlabeled_sampler, val, counts, val_groups)

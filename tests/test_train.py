@@ -330,3 +330,34 @@ def test_warm_start_from_a_model_checkpoint(tmp_path, capsys):
         warm_start(Trainer(bigger, tmp_path / "b", quiet=True).model, bigger)
     assert main(base + ["--init-from", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "m")]) == 2
     assert "no such warm-start checkpoint" in capsys.readouterr().err
+
+
+def test_val_extra_rain_adds_rained_validation_pairs_and_logs_each_group(tmp_path):
+    from mosslib.trainset import build_training_data
+
+    plain = build_training_data(smoke())
+    cfg = smoke(**{"data.val_extra_rain": "dense,heavy"})
+    data = build_training_data(cfg)
+    n = len(plain.val)
+    assert n > 0 and len(data.val) == 3 * n
+    assert data.val_groups == ["labeled"] * n + ["dense"] * n + ["heavy"] * n
+    assert data.counts["val_extra_rain"] == 2 * n
+    for i in range(n):  # same clean images, the labeled pairs untouched, new rain on the others
+        assert (data.val[i][0] == plain.val[i][0]).all()
+        for k in (1, 2):
+            rainy, clean = data.val[k * n + i]
+            assert (clean == plain.val[i][1]).all() and not (rainy == plain.val[i][0]).all()
+    assert config_hash(cfg) != config_hash(smoke())
+    Trainer(cfg, tmp_path, quiet=True).fit()
+    rec = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if "val_psnr" in line][-1]
+    groups = [rec[f"val_psnr_{g}"] for g in ("labeled", "dense", "heavy")]
+    assert rec["val_n"] == 3 * n
+    assert abs(rec["val_psnr"] - sum(groups) / 3) < 1e-6  # equal group sizes: the mean of the means
+    with pytest.raises(ValueError, match="unknown rain style"):
+        build_training_data(smoke(**{"data.val_extra_rain": "drizzle"}))
+
+
+def test_fields_added_at_their_defaults_keep_old_run_hashes():
+    # the quick profile's full run was cached as full-52140c59b9 before optim.lr_decay_from,
+    # optim.init_from and data.val_extra_rain existed; at their defaults it keeps that folder
+    assert config_hash(make_config("quick", "full", data_root="")) == "52140c59b9"
