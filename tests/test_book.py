@@ -247,9 +247,20 @@ def test_the_book_runs_in_the_smoke_profile(tmp_path, capsys, monkeypatch):
 
 def test_table4_configs_per_profile():
     from mosslib import book, paper
+    from mosslib.experiments import run_dir
+    from mosslib.profiles import make_config
 
-    assert book.table4_configs("quick") == tuple(paper.TABLE4_ORDER)
-    cpu = book.table4_configs("cpu")
-    assert cpu[-1] == "full" and "no_selftrain" in cpu and set(cpu) < set(paper.TABLE4_ORDER)
+    for profile in ("quick", "cpu"):
+        assert book.table4_configs(profile) == tuple(paper.TABLE4_ORDER)
     assert all(book.LIMITED_STEPS[p] is None or book.LIMITED_STEPS[p][1] < book.LIMITED_STEPS[p][0]
                for p in ("quick", "cpu"))
+    assert book.table4_overrides("quick") == {}  # quick: Table 4's full and supervised runs are Table 1's
+    ov = book.table4_overrides("cpu")
+    assert ov["optim.steps"] == str(book.LIMITED_STEPS["cpu"][0])
+    # cpu: Table 4's supervised run is Tables 2-3's 100 % run on Rain100L (one cached run, not two)
+    same = [run_dir(make_config("cpu", "no_selftrain", data_root="/data", overrides=o))
+            for o in (ov, book.limited_overrides("cpu", 100, False, "Rain100L"))]
+    assert same[0] == same[1]
+    order = book.table4_training_order(book.table4_configs("cpu"))
+    assert sorted(order) == sorted(paper.TABLE4_ORDER) and order[:2] == ("full", "no_memory")
+    assert order.index("no_memory") < order.index("basic")
