@@ -111,7 +111,9 @@ display(Markdown(tables.markdown_table(pd.DataFrame(rows))))
 # notebook is executed with papermill into `build/<profile>/`, tables go to
 # `results/<profile>/` (CSV and Markdown), figures to `figures/<profile>/` (PNG). Training runs
 # are cached in `runs/<profile>/` by a hash of their configuration, so an interrupted book
-# resumes, notebooks share models (Table 1's MOSS model is Table 4's "Ours"), and a notebook
+# resumes, notebooks share models (Table 1's MOSS model is Table 4's "Ours" where Table 4 runs the
+# profile's own budget; the `cpu` profile trains Table 4 at Tables 2-3's 2,000 steps and shares
+# its supervised run with Tables 2-3), and a notebook
 # whose inputs did not change is not executed again.
 #
 # ## The profiles
