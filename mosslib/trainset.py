@@ -4,8 +4,8 @@ D_L: the labeled split minus a validation split (``val_fraction``, for model sel
 the limited-label setting, minus the pairs whose labels are dropped (they join D_U as rainy
 images). Optional extra labeled pairs: procedural rain (``extra_rain`` style) rendered on D_L's
 clean images; likewise ``val_extra_rain`` on the validation clean images (so that model selection
-also sees heavy rain when D_L's own rain is light). D_U: the unlabeled folder plus the dropped-label rainy images. The test set is
-not touched here.
+also sees heavy rain when D_L's own rain is light). D_U: the unlabeled folder plus the
+dropped-label rainy images. The test set is not touched here.
 """
 from __future__ import annotations
 

@@ -22,8 +22,8 @@
 #
 # * **supervised** (`no_selftrain`): $\mathcal{D}_C$ only, Eq. 6 - Table 1's "Ours, $\mathcal{D}_C$";
 # * **MOSS** (`full`): $\mathcal{D}_C + \mathcal{D}_U$ with the memory and self-training - Table 1's
-#   "Ours, $\mathcal{D}_C + \mathcal{D}_U$" and Table 4's "Ours" (the run is shared with `04_ablation`, except in the `cpu` profile, whose
-#   Table 4 trains at a reduced budget).
+#   "Ours, $\mathcal{D}_C + \mathcal{D}_U$" and Table 4's "Ours" (the run is shared with `04_ablation`,
+#   except in the `cpu` profile, whose Table 4 trains at a reduced budget).
 #
 # The gain is the paired difference per test image, with a 95 % bootstrap interval: with 10
 # images per group, a gain whose interval includes zero is not told apart from noise.
