@@ -1,7 +1,8 @@
 """PSNR/SSIM of a model - or of the rainy inputs themselves (the paper's "Input" row) - on a
 test set, per evaluation group (DDN-SIRR: dense = inputs 1-10, sparse = 11-20, plus all).
 
-``python -m mosslib evaluate --data PATH [--checkpoint CKPT | --method input] [--convention rgb|y] --json``.
+``python -m mosslib evaluate --data PATH [--checkpoint CKPT | --method input] [--convention rgb|y]
+[--ensemble N] --json`` (``--ensemble``: the flip self-ensemble of :mod:`mosslib.selfensemble`).
 Without ``--checkpoint`` and with ``--method model`` (the default) the shipped model is used.
 Images go through the model whole, with the same padding as inference (MOEDN pads to a multiple
 of 8 inside and crops back).
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from .metrics import describe, psnr, ssim
+from .selfensemble import ENSEMBLE_SIZES, self_ensemble
 
 __all__ = ["derain_tensor", "evaluate_pairs", "summarise", "add_arguments", "run"]
 
@@ -71,6 +73,7 @@ def add_arguments(p) -> None:
     p.add_argument("--method", default="model", choices=("model", "input"), help="input: score the rainy inputs themselves")
     p.add_argument("--convention", default="rgb", choices=("rgb", "y"))
     p.add_argument("--device", default="cpu")
+    p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, help="average N mirrored passes (default 1)")
     p.add_argument("--per-image", action="store_true", help="include per-image values in the JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -82,9 +85,11 @@ def run(args) -> int:
     try:
         dataset = open_dataset(args.data)
         groups = dataset.test_groups()
-        model = None
+        model = checkpoint_path = None
         if args.method == "model":
             model = load_model(args.checkpoint, which=args.which, device=args.device)
+            checkpoint_path = getattr(model, "checkpoint_path", None)
+            model = self_ensemble(model, args.ensemble)
     except (DataError, CheckpointError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -93,7 +98,8 @@ def run(args) -> int:
         "data": str(Path(args.data)),
         "layout": dataset.layout,
         "method": args.method,
-        "checkpoint": getattr(model, "checkpoint_path", None),
+        "checkpoint": checkpoint_path,
+        "ensemble": args.ensemble if args.method == "model" else 1,
         "convention": args.convention,
         "convention_text": describe(args.convention),
         "splits": summarise(per_image),
@@ -103,7 +109,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['data']} ({result['layout']}), method {args.method}, convention {args.convention}")
+        ens = f", self-ensemble x{result['ensemble']}" if result["ensemble"] > 1 else ""
+        print(f"{result['data']} ({result['layout']}), method {args.method}{ens}, convention {args.convention}")
         for name, s in result["splits"].items():
             print(f"  {name:8s} n={s['n']:4d}  PSNR {s['psnr']:.2f} dB  SSIM {s['ssim']:.4f}")
     return 0
