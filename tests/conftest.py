@@ -20,8 +20,24 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def tiny_model_config():
+def tiny_config():
+    """A MOEDN small enough for unit tests (8 features, 3 blocks, 2 scales, 16 memory items)."""
     from mosslib.config import ModelConfig
 
     return ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
+
+
+@pytest.fixture
+def tiny_model_config():
+    return tiny_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_moedn(tmp_path_factory):
+    """(model, checkpoint path) of a tiny MOEDN (seed 0, eval mode), shared: copy it to change it."""
+    from mosslib.checkpoint import save_model
+    from mosslib.network import MOEDN
+
+    torch.manual_seed(0)
+    model = MOEDN(tiny_config()).eval()
+    return model, save_model(model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")

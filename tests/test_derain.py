@@ -18,21 +18,17 @@ from torch import nn
 import mosslib
 import mosslib.derain as D
 from mosslib import checkpoint as ckpt_mod
-from mosslib.checkpoint import CheckpointError, save_model
+from mosslib.checkpoint import CheckpointError
 from mosslib.cli import main
-from mosslib.config import ModelConfig
 from mosslib.network import MOEDN
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """(model, checkpoint path) of a small random MOEDN."""
-    torch.manual_seed(0)
-    model = MOEDN(TINY).eval()
-    return model, save_model(model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+@pytest.fixture(scope="session")
+def tiny(tiny_moedn):
+    """(model, checkpoint path) of a small MOEDN (conftest)."""
+    return tiny_moedn
 
 
 def scene(h, w, seed=0, rain=True):
@@ -173,7 +169,7 @@ def test_large_images_are_tiled_automatically():
 
 def test_module_mode_and_memory_untouched(tiny):
     model, _ = tiny
-    net = MOEDN(TINY)
+    net = MOEDN(model.cfg)
     net.load_state_dict(model.state_dict())
     net.train()
     items = net.memory.items.clone()

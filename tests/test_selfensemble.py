@@ -7,20 +7,14 @@ import torch
 from PIL import Image
 
 import mosslib.derain as D
-from mosslib.checkpoint import save_model
 from mosslib.cli import main
-from mosslib.config import ModelConfig
-from mosslib.network import MOEDN
 from mosslib.selfensemble import ENSEMBLE_SIZES, mirror, self_ensemble
 
-TINY = ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    torch.manual_seed(0)
-    model = MOEDN(TINY).eval()
-    return model, save_model(model, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+@pytest.fixture(scope="session")
+def tiny(tiny_moedn):
+    return tiny_moedn
 
 
 def test_each_mirror_is_its_own_inverse_and_they_differ():
