@@ -73,7 +73,8 @@ def add_arguments(p) -> None:
     p.add_argument("--method", default="model", choices=("model", "input"), help="input: score the rainy inputs themselves")
     p.add_argument("--convention", default="rgb", choices=("rgb", "y"))
     p.add_argument("--device", default="cpu")
-    p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, help="average N mirrored passes (default 1)")
+    p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES,
+                   help="average N mirrored passes (mosslib.selfensemble; default 1)")
     p.add_argument("--per-image", action="store_true", help="include per-image values in the JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
