@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from .imageio import IMAGE_SUFFIXES, ImageError, is_image_file
-from .selfensemble import ENSEMBLE_SIZES, self_ensemble
 from .photo import Photo, from_array, from_pil, read_photo, to_array, to_pil, write_photo
+from .selfensemble import ENSEMBLE_SIZES, self_ensemble
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TILE_THRESHOLD, choose_tile, tiled_map
 
 __all__ = [
@@ -90,8 +90,6 @@ def make_forward(model: nn.Module, precision: str = "fp32", device: str = "cpu",
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    if ensemble not in ENSEMBLE_SIZES:
-        raise ValueError(f"ensemble must be one of {ENSEMBLE_SIZES}, got {ensemble!r}")
     return self_ensemble(_precision_forward(model, precision, device), ensemble)
 
 

@@ -40,5 +40,4 @@ def self_ensemble(forward: Forward, n: int = 4) -> Forward:
             total = y if total is None else total.add_(y)
         return total.div_(n)
 
-    ensembled.ensemble = n  # type: ignore[attr-defined]
     return ensembled
