@@ -594,7 +594,8 @@ def save_memory_figures(views: MemoryViews, out_dir: str | Path, image: str | No
 
     For every checkpoint: triptych and nearest-item map of ``image`` (default: the first
     index image), the usage histogram, and attention maps plus galleries of ``items``
-    (default: the three most used items); and one PCA figure over all checkpoints.
+    (default: the three most used items; earlier renders' per-item figures of that checkpoint
+    are removed); and one PCA figure over all checkpoints.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -616,6 +617,9 @@ def save_memory_figures(views: MemoryViews, out_dir: str | Path, image: str | No
         save(fig_triptych(an, f"{ckpt}: {image}"), f"{slug}_triptych")
         save(fig_nearest(an), f"{slug}_nearest")
         save(fig_usage(counts, chosen[0] if chosen else None, ckpt), f"{slug}_usage")
+        for kind in ("attention", "gallery"):  # a re-render may choose other items: drop the old ones
+            for stale in out_dir.glob(f"memory_{slug}_{kind}_*.png"):
+                stale.unlink()
         for item in chosen:
             save(fig_attention(an, item), f"{slug}_attention_{item}")
             save(fig_gallery(views.index(ckpt).nearest_patches(item, k), item), f"{slug}_gallery_{item}")

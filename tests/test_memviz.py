@@ -191,6 +191,13 @@ def test_memory_views_cache_and_static_figures(tmp_path):
     assert "memory_pca.png" in names and "memory_self_trained_attention_1.png" in names
     assert "memory_pre_trained_usage.png" in names and "memory_pre_trained_gallery_0.png" in names
     assert all(p.stat().st_size > 1000 for p in written)
+    # a re-render that picks other items leaves no stale per-item figure behind
+    (tmp_path / "figs" / "unrelated.png").write_bytes(b"x")
+    mv.save_memory_figures(views, tmp_path / "figs", items=[2], k=3)
+    on_disk = {p.name for p in (tmp_path / "figs").iterdir()}
+    assert "memory_self_trained_attention_2.png" in on_disk and "memory_pre_trained_gallery_2.png" in on_disk
+    assert not any(n.endswith(("_attention_0.png", "_attention_1.png", "_gallery_0.png", "_gallery_1.png")) for n in on_disk)
+    assert "unrelated.png" in on_disk and "memory_pca.png" in on_disk
     with pytest.raises(ValueError, match="different sizes"):
         mv.MemoryViews({"a": pre, "b": tiny_model(memory_items=8)}, {})
 
