@@ -19,7 +19,7 @@ import torch
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
 from .config import to_dict
 
-__all__ = ["export_model", "model_card", "card_markdown", "add_arguments", "run"]
+__all__ = ["export_model", "model_card", "selection_rule", "card_markdown", "add_arguments", "run"]
 
 CONVENTIONS = ("rgb", "y")
 
@@ -37,10 +37,20 @@ def model_card(run: str | Path) -> dict:
         "validation": best.get("best", {}),
         "steps_trained": done["steps"] if done else None,
         "finished": done is not None,
-        "selection": "highest validation PSNR (RGB) on the held-out split of the labeled training data",
+        "selection": selection_rule(best["config"]),
         "trained_with": best.get("meta", {}),
         **_lineage(best["config"]),
     }
+
+
+def selection_rule(config: dict) -> str:
+    """How the run chose its best checkpoint, in words (names ``data.val_extra_rain`` when set)."""
+    rule = "highest validation PSNR (RGB) on the held-out split of the labeled training data"
+    styles = (config.get("data") or {}).get("val_extra_rain", "")
+    if styles:
+        rule += (f", averaged over its pairs and procedural {styles.replace(',', ' / ')} rain rendered "
+                 "on its clean images (one group each)")
+    return rule
 
 
 def _lineage(config: dict) -> dict:

@@ -41,6 +41,15 @@ def test_export_fp16_with_card(smoke_run, tmp_path):
     assert (tmp_path / "m.pt").stat().st_size < 0.7 * size32
 
 
+def test_card_names_the_selection_rule():
+    from mosslib.export import selection_rule
+
+    plain = selection_rule({"data": {"val_extra_rain": ""}})
+    assert "held-out split" in plain and "procedural" not in plain
+    mixed = selection_rule({"data": {"val_extra_rain": "dense,heavy"}})
+    assert mixed.startswith(plain) and "procedural dense / heavy rain" in mixed
+
+
 def test_export_refuses_a_folder_without_a_run(tmp_path):
     with pytest.raises(CheckpointError, match="no best.pt"):
         export_model(tmp_path, tmp_path / "m.pt")
