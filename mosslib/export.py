@@ -39,6 +39,7 @@ def model_card(run: str | Path) -> dict:
         "finished": done is not None,
         "selection": selection_rule(best["config"]),
         "trained_with": best.get("meta", {}),
+        **({"trained_in_segments": best["segments"]} if best.get("segments") else {}),
         **_lineage(best["config"]),
     }
 

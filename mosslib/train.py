@@ -255,6 +255,10 @@ class Trainer:
         self.step = 0
         self.best = {"step": -1, "psnr": -math.inf}
         self.history: list[dict] = []
+        # who trained it: recorded when this process starts (the code it loaded), not at each save;
+        # one segment per start, so a resumed run lists every commit that trained it
+        self.meta = run_metadata(cfg.seed, self.device)
+        self.segments = [{"from_step": 0, **self.meta}]
 
     # -- persistence ---------------------------------------------------------------------
     def state(self) -> dict:
@@ -269,7 +273,8 @@ class Trainer:
             "step": self.step,
             "best": dict(self.best),
             "rng": {"torch": torch.get_rng_state()},
-            "meta": run_metadata(self.cfg.seed, self.device),
+            "meta": self.meta,
+            "segments": self.segments,
         }
 
     def save(self, name: str = "checkpoint.pt") -> Path:
@@ -297,6 +302,9 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.best = dict(ckpt["best"])
         torch.set_rng_state(ckpt["rng"]["torch"])
+        # older checkpoints hold no segments: their meta was recorded at their last save
+        earlier = ckpt.get("segments") or ([{"from_step": 0, **ckpt["meta"]}] if ckpt.get("meta") else [])
+        self.segments = [*earlier, {"from_step": self.step, **self.meta}]
 
     # -- one step -----------------------------------------------------------------------
     def _autocast(self):
@@ -470,7 +478,8 @@ class Trainer:
             "steps": self.step,
             "best": self.best,
             "data": self.data.counts,
-            "meta": run_metadata(cfg.seed, self.device),
+            "meta": self.meta,
+            "segments": self.segments,
         }
         if self.rank == 0 and self.step >= cfg.optim.steps:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", self.out / "done.json")

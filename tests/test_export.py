@@ -31,6 +31,8 @@ def test_export_fp16_with_card(smoke_run, tmp_path):
     side = json.loads((tmp_path / "m.json").read_text())
     assert side == json.loads(json.dumps(card)) and side["finished"] and side["storage"] == "fp16"
     assert set(side["metrics"]["embedded"]) == {"rgb", "y"}
+    assert side["trained_in_segments"][0]["from_step"] == 0
+    assert side["trained_in_segments"][0]["git_commit"] == side["trained_with"]["git_commit"]
     assert side["metrics"]["embedded"]["rgb"]["splits"]["all"]["n"] > 0
     # the stored weights compute (in fp32) almost what the run's best model computes
     a, b = load_model(smoke_run), load_model(tmp_path / "m.pt")

@@ -361,3 +361,33 @@ def test_fields_added_at_their_defaults_keep_old_run_hashes():
     # the quick profile's full run was cached as full-52140c59b9 before optim.lr_decay_from,
     # optim.init_from and data.val_extra_rain existed; at their defaults it keeps that folder
     assert config_hash(make_config("quick", "full", data_root="")) == "52140c59b9"
+
+
+def test_metadata_is_recorded_at_start_and_each_resume_adds_a_segment(tmp_path, monkeypatch):
+    import mosslib.checkpoint as ck
+
+    commits = iter(["aaa111", "bbb222", "ccc333", "ddd444"])
+    monkeypatch.setattr(ck, "_git_commit", lambda: next(commits))
+    cfg = smoke()
+    Trainer(cfg, tmp_path, quiet=True).fit(stop_at=2)  # process 1 reads the commit once: aaa111
+    first = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert first["meta"]["git_commit"] == "aaa111"
+    assert [s["git_commit"] for s in first["segments"]] == ["aaa111"]
+    summary = Trainer(cfg, tmp_path, quiet=True).fit(resume=True)  # process 2: bbb222
+    last = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert last["meta"]["git_commit"] == "bbb222"  # not a commit read at save time (ccc333)
+    assert [(s["from_step"], s["git_commit"]) for s in last["segments"]] == [(0, "aaa111"), (2, "bbb222")]
+    assert summary["segments"] == last["segments"]
+    assert json.loads((tmp_path / "done.json").read_text())["segments"] == last["segments"]
+
+
+def test_resume_of_a_checkpoint_without_segments_keeps_its_metadata(tmp_path):
+    cfg = smoke()
+    Trainer(cfg, tmp_path, quiet=True).fit(stop_at=2)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    del ckpt["segments"]
+    ckpt["meta"]["git_commit"] = "old0000"
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    Trainer(cfg, tmp_path, quiet=True).fit(resume=True)
+    segs = load_checkpoint(tmp_path / "checkpoint.pt")["segments"]
+    assert [s["from_step"] for s in segs] == [0, 2] and segs[0]["git_commit"] == "old0000"
