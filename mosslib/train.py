@@ -360,15 +360,15 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict:
         """PSNR/SSIM (RGB convention) of the student on the validation split (mean over all pairs,
-        and per group when ``data.val_extra_rain`` adds procedurally rained pairs)."""
+        and per group when ``data.val_extra_rain`` adds procedurally rained pairs). Always in fp32,
+        as ``evaluate`` does: a bf16 run is selected by the same numbers as an fp32 one."""
         from .sampling import to_tensor, to_uint8_image
 
         self.model.eval()
         ps, ss = [], []
         for rainy, clean in self.data.val:
             x = to_tensor(rainy).unsqueeze(0).to(self.device)
-            with self._autocast():
-                y = self.model(x).float()
+            y = self.model(x).float()
             pred = to_uint8_image(y[0].cpu())
             ps.append(psnr(pred, clean))
             ss.append(ssim(pred, clean) if min(clean.shape[:2]) >= 7 else float("nan"))

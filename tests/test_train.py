@@ -357,6 +357,23 @@ def test_val_extra_rain_adds_rained_validation_pairs_and_logs_each_group(tmp_pat
         build_training_data(smoke(**{"data.val_extra_rain": "drizzle"}))
 
 
+def test_bf16_training_steps_in_bf16_keeps_fp32_weights_and_validates_in_fp32(tmp_path):
+    cfg = smoke(**{"optim.precision": "bf16"})
+    tr = Trainer(cfg, tmp_path, quiet=True)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.fit()
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in log} == {"pretrain", "self-train"}
+    assert all(r["loss"] == r["loss"] and r["loss"] < 1e3 for r in log)
+    state = tr.model.state_dict()
+    assert all(v.dtype == before[k].dtype for k, v in state.items())  # master weights stay fp32
+    assert any(not torch.equal(v, before[k]) for k, v in state.items() if v.is_floating_point())
+    # selection does not depend on the training precision: the same weights, the same validation
+    fp32 = Trainer(smoke(), tmp_path / "fp32", quiet=True)
+    fp32.model.load_state_dict(state)
+    assert tr.validate() == fp32.validate()
+
+
 def test_fields_added_at_their_defaults_keep_old_run_hashes():
     # the quick profile's full run was cached as full-52140c59b9 before optim.lr_decay_from,
     # optim.init_from and data.val_extra_rain existed; at their defaults it keeps that folder
