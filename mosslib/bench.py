@@ -367,7 +367,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
     # training throughput
     result["train_images_per_s"] = {}
     if train and "moedn" in nets:
-        for prof in ("quick", "paper"):
+        for prof in ("quick", "cpu", "paper"):
             b, c = (2, 32) if quick else _profile_batch(prof)
             heavy = prof == "paper" and device.type == "cpu"
             steps = 1 if quick else (2 if heavy else 10)
@@ -377,8 +377,9 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
                 result["train_images_per_s"][f"{prof}_{p}"] = v
             result["train_images_per_s"][f"{prof}_batch_crop"] = [b, c]
         tq = result["train_images_per_s"]
-        if "quick_bf16" in tq:
-            tq["bf16_speedup_quick"] = tq["quick_bf16"] / tq["quick_fp32"]
+        for prof in ("quick", "cpu", "paper"):
+            if f"{prof}_bf16" in tq:
+                tq[f"bf16_speedup_{prof}"] = tq[f"{prof}_bf16"] / tq[f"{prof}_fp32"]
 
     # PSNR change of the fast path
     result["fast_psnr"] = result["int8_psnr"] = None

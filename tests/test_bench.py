@@ -45,7 +45,7 @@ def test_json_schema(quick_run):
     assert rows[("prenet", "fp32")]["gflop_256"] == pytest.approx(132.5, rel=0.01)
     assert 0 <= res["memory_share_512"] <= 1
     t = res["train_images_per_s"]
-    assert t["quick_fp32"] > 0 and t["paper_fp32"] > 0
+    assert t["quick_fp32"] > 0 and t["cpu_fp32"] > 0 and t["paper_fp32"] > 0
     assert set(res["targets"]) == set(bench.TARGETS)
     for name, tgt in res["targets"].items():
         assert tgt["pass"] in (True, False, None)
