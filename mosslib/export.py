@@ -51,6 +51,8 @@ def selection_rule(config: dict) -> str:
     if styles:
         rule += (f", averaged over its pairs and procedural {styles.replace(',', ' / ')} rain rendered "
                  "on its clean images (one group each)")
+    if (config.get("optim") or {}).get("select_teacher"):
+        rule += "; at each validation the student and its EMA teacher (Eq. 7) are both candidates"
     return rule
 
 

@@ -69,6 +69,7 @@ class OptimConfig:
     teacher_decay: float = 0.999  # v of Eq. 7
     precision: str = "fp32"  # "fp32" | "bf16" (autocast)
     grad_clip: float = 0.0  # 0: off
+    select_teacher: bool = False  # also validate the EMA teacher (Eq. 7); the better of the two is the candidate (ours)
     init_from: str = ""  # warm start: a model checkpoint whose weights (and memory) replace the initialisation
     init_sha256: str = ""  # the content hash of init_from (checked at the start; part of the run's identity)
     val_every: int = 100
@@ -190,7 +191,7 @@ def config_from_dict(data: dict) -> TrainConfig:
 # Fields added after runs were cached, left out of the hash while at these defaults (which
 # reproduce the behaviour from before they existed), so those runs keep their folders.
 _HASH_OMITTED_AT_DEFAULT = {
-    "optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": ""},
+    "optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": "", "select_teacher": False},
     "data": {"val_extra_rain": ""},
 }
 

@@ -261,13 +261,15 @@ class Trainer:
         self.segments = [{"from_step": 0, **self.meta}]
 
     # -- persistence ---------------------------------------------------------------------
-    def state(self) -> dict:
+    def state(self, net: str = "student") -> dict:
+        """The training state; ``net="teacher"`` stores the EMA teacher's weights as ``model`` (a
+        ``best.pt`` whose candidate was the teacher, ``optim.select_teacher``)."""
         return {
             "format": FORMAT,
             "version": VERSION,
             "kind": "train",
             "config": to_dict(self.cfg),
-            "model": self.model.state_dict(),
+            "model": (self.teacher.net if net == "teacher" else self.model).state_dict(),
             "teacher": self.teacher.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
@@ -277,10 +279,10 @@ class Trainer:
             "segments": self.segments,
         }
 
-    def save(self, name: str = "checkpoint.pt") -> Path:
+    def save(self, name: str = "checkpoint.pt", net: str = "student") -> Path:
         path = self.out / name
         if self.rank == 0:
-            atomic_save(self.state(), path)
+            atomic_save(self.state(net), path)
         return path
 
     def load(self, path: str | os.PathLike) -> None:
@@ -358,17 +360,19 @@ class Trainer:
 
     # -- validation ---------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self) -> dict:
-        """PSNR/SSIM (RGB convention) of the student on the validation split (mean over all pairs,
-        and per group when ``data.val_extra_rain`` adds procedurally rained pairs). Always in fp32,
-        as ``evaluate`` does: a bf16 run is selected by the same numbers as an fp32 one."""
+    def validate(self, net: str = "student") -> dict:
+        """PSNR/SSIM (RGB convention) of the student (or its EMA teacher) on the validation split
+        (mean over all pairs, and per group when ``data.val_extra_rain`` adds procedurally rained
+        pairs). Always in fp32, as ``evaluate`` does: a bf16 run is selected by the same numbers
+        as an fp32 one."""
         from .sampling import to_tensor, to_uint8_image
 
+        model = self.teacher.net if net == "teacher" else self.model
         self.model.eval()
         ps, ss = [], []
         for rainy, clean in self.data.val:
             x = to_tensor(rainy).unsqueeze(0).to(self.device)
-            y = self.model(x).float()
+            y = model(x).float()
             pred = to_uint8_image(y[0].cpu())
             ps.append(psnr(pred, clean))
             ss.append(ssim(pred, clean) if min(clean.shape[:2]) >= 7 else float("nan"))
@@ -463,9 +467,16 @@ class Trainer:
                 self.save("pretrain.pt")
             if self.step % cfg.optim.val_every == 0 or self.step == cfg.optim.steps:
                 record.update(self.validate())
-                if record["val_psnr"] > self.best["psnr"]:
-                    self.best = {"step": self.step, "psnr": record["val_psnr"], "ssim": record["val_ssim"]}
-                    self.save("best.pt")
+                candidate = {"step": self.step, "psnr": record["val_psnr"], "ssim": record["val_ssim"]}
+                if cfg.optim.select_teacher:  # the EMA teacher is a candidate too (as in mean-teacher practice)
+                    teacher = self.validate("teacher")
+                    record.update({f"teacher_{k}": v for k, v in teacher.items()})
+                    candidate["net"] = "student"
+                    if teacher["val_psnr"] > record["val_psnr"]:
+                        candidate = {"step": self.step, "psnr": teacher["val_psnr"], "ssim": teacher["val_ssim"], "net": "teacher"}
+                if candidate["psnr"] > self.best["psnr"]:
+                    self.best = candidate
+                    self.save("best.pt", net=candidate.get("net", "student"))
                 self._log(record)
             elif self.step % cfg.optim.log_every == 0:
                 self._log(record)

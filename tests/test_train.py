@@ -408,3 +408,42 @@ def test_resume_of_a_checkpoint_without_segments_keeps_its_metadata(tmp_path):
     Trainer(cfg, tmp_path, quiet=True).fit(resume=True)
     segs = load_checkpoint(tmp_path / "checkpoint.pt")["segments"]
     assert [s["from_step"] for s in segs] == [0, 2] and segs[0]["git_commit"] == "old0000"
+
+
+def test_select_teacher_validates_both_and_ships_the_better_one(tmp_path, monkeypatch):
+    from mosslib.export import model_card
+
+    cfg = smoke(**{"optim.select_teacher": "true"})
+    assert cfg.optim.select_teacher and config_hash(cfg) != config_hash(smoke())
+    tr = Trainer(cfg, tmp_path, quiet=True)
+    real = Trainer.validate
+
+    def teacher_wins(self, net="student"):  # the teacher scores 1 dB above the student
+        out = real(self, net)
+        if net == "teacher":
+            out["val_psnr"] += 1.0
+        return out
+
+    monkeypatch.setattr(Trainer, "validate", teacher_wins)
+    tr.fit()
+    rec = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if "val_psnr" in line]
+    assert all("teacher_val_psnr" in r for r in rec)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["best"]["net"] == "teacher" and best["best"]["psnr"] == max(r["teacher_val_psnr"] for r in rec)
+    # the stored model is the teacher of that step (here the last validation: the last step)
+    assert best["step"] == cfg.optim.steps
+    for k, v in tr.teacher.net.state_dict().items():
+        assert torch.equal(best["model"][k], v), k
+    assert any(not torch.equal(best["model"][k], v) for k, v in tr.model.state_dict().items() if v.is_floating_point())
+    assert "EMA teacher" in model_card(tmp_path)["selection"]
+
+
+def test_select_teacher_keeps_the_student_when_it_scores_higher(tmp_path):
+    cfg = smoke(**{"optim.select_teacher": "true", "optim.pretrain_steps": 0})
+    tr = Trainer(cfg, tmp_path, quiet=True)
+    tr.fit()
+    rec = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if "val_psnr" in line]
+    best = load_checkpoint(tmp_path / "best.pt")
+    r = next(r for r in rec if r["step"] == best["step"])
+    assert best["best"]["net"] == ("teacher" if r["teacher_val_psnr"] > r["val_psnr"] else "student")
+    assert best["best"]["psnr"] == max(r["val_psnr"], r["teacher_val_psnr"])
