@@ -59,21 +59,26 @@ __all__ = ["PRECISIONS", "bf16_supported", "prepare", "FastForward", "FusedMOEDN
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
-def cpu_info() -> dict:
-    """What the CPU offers: torch's capability string and the bf16-relevant instruction flags."""
-    flags: set[str] = set()
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags of ``/proc/cpuinfo`` (empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return frozenset()
+
+
+def cpu_info() -> dict:
+    """What the CPU offers: torch's capability string and the bf16 / int8-relevant instruction flags."""
+    flags = cpu_flags()
     return {
         "capability": torch.backends.cpu.get_cpu_capability(),
         "avx512_bf16": "avx512_bf16" in flags,
         "amx_bf16": "amx_bf16" in flags,
+        "vnni": any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8")),
         "mkldnn_bf16": bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
     }
 
@@ -262,13 +267,13 @@ def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bo
 def _int8_path(model: nn.Module, device: torch.device, notes: list[str]):
     """:class:`~mosslib.quantized.Int8MOEDN` when it applies and agrees with the model on a
     calibration image (max abs difference <= 0.25 in [-1, 1]); else None, with a warning."""
-    from .quantized import Int8MOEDN, default_calibration, int8_supported
+    from .quantized import Int8MOEDN, default_calibration, int8_why_not
 
     why = None
     if not isinstance(model, MOEDN) or device.type != "cpu":
         why = "int8 is implemented for MOEDN on CPU only"
-    elif not int8_supported():
-        why = "this torch build has no oneDNN quantized engine"
+    else:
+        why = int8_why_not() or None
     if why is None:
         try:
             calib = default_calibration()
