@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -259,6 +260,16 @@ class Trainer:
         # one segment per start, so a resumed run lists every commit that trained it
         self.meta = run_metadata(cfg.seed, self.device)
         self.segments = [{"from_step": 0, **self.meta}]
+        if cfg.optim.precision == "bf16":
+            from .fast import bf16_supported
+
+            if not bf16_supported(self.device):
+                warnings.warn(
+                    f"--precision bf16 on a {self.device.type} without bf16 kernels: autocast still works, "
+                    "but expect it to be slower than fp32 (bf16 pays on AVX-512 BF16 / AMX CPUs and recent GPUs)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     # -- persistence ---------------------------------------------------------------------
     def state(self, net: str = "student") -> dict:

@@ -447,3 +447,18 @@ def test_select_teacher_keeps_the_student_when_it_scores_higher(tmp_path):
     r = next(r for r in rec if r["step"] == best["step"])
     assert best["best"]["net"] == ("teacher" if r["teacher_val_psnr"] > r["val_psnr"] else "student")
     assert best["best"]["psnr"] == max(r["val_psnr"], r["teacher_val_psnr"])
+
+
+def test_bf16_training_warns_where_there_are_no_bf16_kernels(tmp_path, monkeypatch):
+    import mosslib.fast as fast
+
+    monkeypatch.setattr(fast, "bf16_supported", lambda device="cpu": False)
+    with pytest.warns(RuntimeWarning, match="without bf16 kernels"):
+        Trainer(smoke(**{"optim.precision": "bf16"}), tmp_path / "a", quiet=True)
+    monkeypatch.setattr(fast, "bf16_supported", lambda device="cpu": True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        Trainer(smoke(**{"optim.precision": "bf16"}), tmp_path / "b", quiet=True)
+        Trainer(smoke(), tmp_path / "c", quiet=True)
