@@ -54,9 +54,10 @@ from torch import nn
 
 from .network import MOEDN, ResidualLayer, pad_to_multiple
 
-__all__ = ["PRECISIONS", "bf16_supported", "prepare", "FastForward", "FusedMOEDN", "psnr_change_vs_fp32", "cpu_info"]
+__all__ = ["PRECISIONS", "VNNI_FLAGS", "bf16_supported", "prepare", "FastForward", "FusedMOEDN", "psnr_change_vs_fp32", "cpu_info", "cpu_flags"]
 
 PRECISIONS = ("fp32", "bf16", "int8")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # 8-bit dot products with 32-bit sums (int8 needs one)
 
 
 def cpu_flags() -> frozenset[str]:
@@ -78,7 +79,7 @@ def cpu_info() -> dict:
         "capability": torch.backends.cpu.get_cpu_capability(),
         "avx512_bf16": "avx512_bf16" in flags,
         "amx_bf16": "amx_bf16" in flags,
-        "vnni": any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8")),
+        "vnni": any(f in flags for f in VNNI_FLAGS),
         "mkldnn_bf16": bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
     }
 

@@ -55,12 +55,9 @@ from .network import MOEDN, pad_to_multiple
 __all__ = ["Int8MOEDN", "int8_supported", "int8_why_not", "default_calibration"]
 
 
-_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-
-
 def int8_why_not() -> str:
     """Why int8 inference is not offered here ("" when it is): it needs oneDNN's quantized engine
-    and a CPU with VNNI (one of ``_VNNI_FLAGS``).
+    and a CPU with VNNI (one of :data:`mosslib.fast.VNNI_FLAGS`).
 
     Without VNNI, oneDNN sums pairs of u8 x s8 products into int16 with saturation (``vpmaddubsw``;
     oneDNN's guide, "Nuances of int8 computations"), so activations that use the full 8 bits
@@ -69,9 +66,9 @@ def int8_why_not() -> str:
     """
     if "onednn" not in torch.backends.quantized.supported_engines:
         return "this torch build has no oneDNN quantized engine"
-    from .fast import cpu_flags
+    from .fast import VNNI_FLAGS, cpu_flags
 
-    if not any(f in cpu_flags() for f in _VNNI_FLAGS):
+    if not any(f in cpu_flags() for f in VNNI_FLAGS):
         return "this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8): oneDNN's int8 sums saturate without it"
     return ""
 

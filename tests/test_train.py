@@ -438,7 +438,7 @@ def test_select_teacher_validates_both_and_ships_the_better_one(tmp_path, monkey
     assert "EMA teacher" in model_card(tmp_path)["selection"]
 
 
-def test_select_teacher_keeps_the_student_when_it_scores_higher(tmp_path):
+def test_select_teacher_stores_whichever_scores_higher_unpatched(tmp_path):
     cfg = smoke(**{"optim.select_teacher": "true", "optim.pretrain_steps": 0})
     tr = Trainer(cfg, tmp_path, quiet=True)
     tr.fit()
