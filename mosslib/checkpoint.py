@@ -69,6 +69,13 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
 
 
 def _git_commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes); where the tree was copied
+    without its ``.git`` (a remote machine), ``$MOSSLIB_GIT_COMMIT`` names it instead."""
+    commit = _git_rev()
+    return os.environ.get("MOSSLIB_GIT_COMMIT", commit) if commit == "unknown" else commit
+
+
+def _git_rev() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],

@@ -9,12 +9,15 @@
   ``(seed, step)``; each epoch visits every image once (a seeded permutation per epoch), with a
   random crop (the same window in rainy and clean) and a random horizontal flip. Images smaller
   than the crop are reflect-padded (``small="pad"``, with a warning) or refused (``"error"``).
+* :class:`Prefetcher` makes the next batches on a thread while a GPU trains (results unchanged).
 * Tensors are float32 in [-1, 1] (the network's range, NOTES.md): ``x = u8 / 127.5 - 1``.
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import queue
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,7 +30,7 @@ from .imageio import ImageError, read_rgb
 
 __all__ = [
     "validation_split", "limited_labels", "LABEL_FRACTIONS", "ImageBank", "PairSampler", "ImageSampler",
-    "to_tensor", "to_uint8_image",
+    "to_tensor", "to_uint8_image", "Prefetcher",
 ]
 
 LABEL_FRACTIONS = (0.1, 0.2, 0.4, 0.6, 1.0)  # the D_L percentages of the paper's Tables 2 and 3
@@ -285,3 +288,54 @@ class ImageSampler(_CropSampler):
         """x float32 (B, 3, crop, crop) in [-1, 1], a function of (seed, step) only."""
         idx = self.indices(step)
         return self._stack([self._cut(self._inputs[i], *w) for i, w in zip(idx, self._windows(step, idx))])
+
+
+class Prefetcher:
+    """Makes ``make(step)`` for ``start, start + 1, ...`` on a background thread, ``depth`` ahead.
+
+    Batches are pure functions of the step, so prefetching changes no result; it lets the
+    CPU cut crops while a GPU runs the previous step. ``get(step)`` must be called in order;
+    an exception raised by ``make`` is re-raised there. ``close()`` stops the thread.
+    """
+
+    def __init__(self, make, start: int, depth: int = 3):
+        self._make, self._next = make, int(start)
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(int(start),), name="mosslib-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, step: int) -> None:
+        while not self._stop.is_set():
+            try:
+                item = (step, self._make(step), None)
+            except BaseException as exc:  # handed to the consumer, which raises it
+                item = (step, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+            step += 1
+
+    def get(self, step: int):
+        if step != self._next:
+            raise ValueError(f"Prefetcher.get({step}): batches are made in order, expected step {self._next}")
+        got, value, exc = self._queue.get()
+        if exc is not None:
+            raise exc
+        self._next += 1
+        return value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

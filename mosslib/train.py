@@ -237,10 +237,17 @@ def _world() -> int:
 class Trainer:
     """A run folder, a model, its teacher and optimiser; :meth:`fit` trains to ``optim.steps``."""
 
-    def __init__(self, cfg: TrainConfig, out: str | os.PathLike, device: str = "cpu", quiet: bool = False):
+    def __init__(self, cfg: TrainConfig, out: str | os.PathLike, device: str = "cpu", quiet: bool = False,
+                 prefetch: bool | None = None):
         from .trainset import build_training_data
 
         self.cfg, self.out, self.device, self.quiet = cfg, Path(out), torch.device(device), quiet
+        # batches made on a thread while the accelerator runs (default: on CUDA; on a CPU the
+        # thread would compete with the compute threads); results are the same either way
+        self.prefetch = self.device.type == "cuda" if prefetch is None else bool(prefetch)
+        self._prefetcher = None
+        if self.device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels once
+            torch.backends.cudnn.benchmark = True
         self.rank, self.world = _rank(), _world()
         torch.manual_seed(cfg.seed)
         self.data = build_training_data(cfg, rank=self.rank, world=self.world)
@@ -324,16 +331,29 @@ class Trainer:
         enabled = self.cfg.optim.precision == "bf16"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
+    def _self_trains(self, step: int) -> bool:
+        cfg = self.cfg
+        return cfg.loss.self_train and step >= cfg.optim.pretrain_steps and self.data.unlabeled is not None
+
+    def _make_batch(self, step: int) -> tuple:
+        """(x_l, y_l, x_u or None) of ``step`` on the CPU; each rank reads its own batches:
+        sampler step = step * world + rank (epoch-ordered)."""
+        k = step * self.world + self.rank
+        x_l, y_l = self.data.labeled.batch(k)
+        x_u = self.data.unlabeled.batch(k) if self._self_trains(step) else None
+        if self.prefetch and self.device.type == "cuda":  # page-locked: the copy overlaps compute
+            x_l, y_l, x_u = (t.pin_memory() if t is not None else None for t in (x_l, y_l, x_u))
+        return x_l, y_l, x_u
+
     def train_step(self) -> dict:
         """One optimiser step at ``self.step``; returns the loss terms as floats."""
         cfg, step = self.cfg, self.step
-        # each rank reads its own batches: sampler step = step * world + rank (epoch-ordered)
-        x_l, y_l = (t.to(self.device) for t in self.data.labeled.batch(step * self.world + self.rank))
-        self_train = cfg.loss.self_train and step >= cfg.optim.pretrain_steps and self.data.unlabeled is not None
+        batch = self._prefetcher.get(step) if self._prefetcher is not None else self._make_batch(step)
+        x_l, y_l, x_u = (t.to(self.device, non_blocking=True) if t is not None else None for t in batch)
+        self_train = self._self_trains(step)
         self.student.train()
         with self._autocast():
             if self_train:
-                x_u = self.data.unlabeled.batch(step * self.world + self.rank).to(self.device)
                 y_p = self.teacher(x_u).float()
                 gen = torch.Generator().manual_seed(_step_seed(cfg.seed, step, self.rank, 2))
                 x_n, y_hat, _ = losses.noisy_samples(
@@ -468,6 +488,33 @@ class Trainer:
         )
         t0, n0 = time.perf_counter(), self.step
         end = cfg.optim.steps if stop_at is None else min(stop_at, cfg.optim.steps)
+        if self.prefetch and self.step < end:
+            from .sampling import Prefetcher
+
+            self._prefetcher = Prefetcher(self._make_batch, self.step)
+        try:
+            self._loop(end, bar, t0, n0)
+        finally:
+            if self._prefetcher is not None:
+                self._prefetcher.close()
+                self._prefetcher = None
+        bar.close()
+        summary = {
+            "config": to_dict(cfg),
+            "config_hash": config_hash(cfg),
+            "steps": self.step,
+            "best": self.best,
+            "data": self.data.counts,
+            "meta": self.meta,
+            "segments": self.segments,
+        }
+        if self.rank == 0 and self.step >= cfg.optim.steps:
+            atomic_write_text(json.dumps(summary, indent=2) + "\n", self.out / "done.json")
+        return summary
+
+    def _loop(self, end: int, bar, t0: float, n0: int) -> None:
+        """Steps up to ``end``: log, validate (and keep ``best.pt``), checkpoint."""
+        cfg = self.cfg
         while self.step < end:
             terms = self.train_step()
             bar.update(1)
@@ -493,19 +540,6 @@ class Trainer:
                 self._log(record)
             if self.step % cfg.optim.ckpt_every == 0 or self.step in (cfg.optim.steps, end):
                 self.save("checkpoint.pt")
-        bar.close()
-        summary = {
-            "config": to_dict(cfg),
-            "config_hash": config_hash(cfg),
-            "steps": self.step,
-            "best": self.best,
-            "data": self.data.counts,
-            "meta": self.meta,
-            "segments": self.segments,
-        }
-        if self.rank == 0 and self.step >= cfg.optim.steps:
-            atomic_write_text(json.dumps(summary, indent=2) + "\n", self.out / "done.json")
-        return summary
 
 
 # -- command line -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from PIL import Image
 from mosslib.data import DataError, DataWarning, Pair
 from mosslib.imageio import ImageError
 from mosslib.sampling import (
+    Prefetcher,
     LABEL_FRACTIONS, ImageBank, ImageSampler, PairSampler, limited_labels, to_tensor, to_uint8_image,
     validation_split,
 )
@@ -147,3 +148,22 @@ def test_tensor_round_trip():
     assert to_uint8_image(torch.full((3, 2, 2), 3.0)).max() == 255  # clamped
     assert to_uint8_image(torch.full((3, 2, 2), -0.999)).max() == 0  # rounded, not truncated: 0.1275 -> 0
     assert to_uint8_image(torch.full((3, 1, 1), 0.0))[0, 0, 0] == 128  # 127.5 rounds to even 128
+
+
+def test_prefetcher_yields_in_order_and_reraises():
+    made = []
+
+    def make(step):
+        made.append(step)
+        if step == 7:
+            raise ValueError("bad batch 7")
+        return step * 10
+
+    with Prefetcher(make, start=3, depth=2) as pf:
+        assert [pf.get(s) for s in range(3, 7)] == [30, 40, 50, 60]
+        with pytest.raises(ValueError, match="expected step 7"):
+            pf.get(9)  # out of order
+        with pytest.raises(ValueError, match="bad batch 7"):
+            pf.get(7)
+    assert made[0] == 3 and made == sorted(made)
+    assert not pf._thread.is_alive()

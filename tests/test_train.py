@@ -66,6 +66,25 @@ def test_exact_resume(tmp_path):
     assert steps == sorted(set(steps))  # no duplicated log lines after the resume
 
 
+def test_prefetched_batches_train_the_same_weights(tmp_path):
+    """The CUDA default (batches made on a thread) forced on the CPU: same weights, also across a resume."""
+    torch.use_deterministic_algorithms(True)
+    try:
+        cfg = smoke()
+        a = Trainer(cfg, tmp_path / "a", quiet=True, prefetch=False)
+        assert not a.prefetch  # the CPU default
+        a.fit()
+        b = Trainer(cfg, tmp_path / "b", quiet=True, prefetch=True)
+        b.fit(stop_at=3)  # stops mid-stream: the thread is closed
+        assert b._prefetcher is None
+        Trainer(cfg, tmp_path / "b", quiet=True, prefetch=True).fit(resume=True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    ca, cb = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    for k in ca["model"]:
+        assert torch.equal(ca["model"][k], cb["model"][k]), k
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     Trainer(smoke(), tmp_path, quiet=True).fit(stop_at=2)
     with pytest.raises(ValueError, match="another configuration"):
@@ -462,3 +481,11 @@ def test_bf16_training_warns_where_there_are_no_bf16_kernels(tmp_path, monkeypat
         warnings.simplefilter("error", RuntimeWarning)
         Trainer(smoke(**{"optim.precision": "bf16"}), tmp_path / "b", quiet=True)
         Trainer(smoke(), tmp_path / "c", quiet=True)
+def test_commit_named_by_the_environment_where_git_is_absent(monkeypatch):
+    from mosslib import checkpoint as ck
+
+    monkeypatch.setenv("MOSSLIB_GIT_COMMIT", "abc1234")
+    monkeypatch.setattr(ck, "_git_rev", lambda: "unknown")  # a tree copied without .git
+    assert ck.run_metadata()["git_commit"] == "abc1234"
+    monkeypatch.setattr(ck, "_git_rev", lambda: "def5678")  # git wins where it answers
+    assert ck.run_metadata()["git_commit"] == "def5678"
