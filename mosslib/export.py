@@ -3,6 +3,10 @@ shipped model ``mosslib/weights/moss_cpu.pt`` (and its ``moss_cpu.json`` card) i
 
 ``python -m mosslib export RUN [-o OUT.pt] [--fp32] [--eval NAME=FOLDER ...]``
 
+RUN may also be a model file that ``export`` wrote before (on a machine without the test sets,
+say a GPU trainer): its weights are kept bit for bit and its card gains the ``--eval`` scores
+(:func:`rescore_model`).
+
 The exported weights are the run's ``best.pt`` (chosen on the validation split of the training
 data, never on a test set), stored in fp16 by default (half the size; inference runs in fp32).
 Each ``--eval`` test set is scored with the *exported* weights in both metric conventions, so the
@@ -19,7 +23,7 @@ import torch
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
 from .config import to_dict
 
-__all__ = ["export_model", "model_card", "selection_rule", "card_markdown", "add_arguments", "run"]
+__all__ = ["export_model", "rescore_model", "model_card", "selection_rule", "card_markdown", "add_arguments", "run"]
 
 CONVENTIONS = ("rgb", "y")
 
@@ -72,13 +76,32 @@ def _lineage(config: dict) -> dict:
     return {"warm_start": entry}
 
 
-def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dict[str, str] | None = None,
-                 progress: bool = False) -> dict:
-    """Write ``out`` (weights) and ``out.json`` (card); returns the card. ``evals``: name -> test folder."""
+def _score(model, evals: dict[str, str] | None, progress: bool) -> dict:
+    """``{name: {convention: {convention, folder, splits}}}`` of a model on each test folder."""
     from .data import open_dataset
     from .evaluate import evaluate_pairs, summarise
     from .metrics import describe
 
+    metrics = {}
+    for name, folder in (evals or {}).items():
+        groups = open_dataset(folder).test_groups()
+        metrics[name] = {}
+        for conv in CONVENTIONS:
+            res = summarise(evaluate_pairs(groups, model, conv, progress=progress))
+            metrics[name][conv] = {"convention": describe(conv), "folder": str(folder), "splits": res}
+    return metrics
+
+
+def _write(model, out: Path, card: dict, dtype) -> dict:
+    save_model(model, out, config=to_dict(model.cfg), dtype=dtype, card=card)
+    card["file_bytes"] = out.stat().st_size  # of the final file (so only in the JSON card)
+    atomic_write_text(json.dumps(card, indent=2) + "\n", out.with_suffix(".json"))
+    return card
+
+
+def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dict[str, str] | None = None,
+                 progress: bool = False) -> dict:
+    """Write ``out`` (weights) and ``out.json`` (card); returns the card. ``evals``: name -> test folder."""
     run, out = Path(run), Path(out)
     if not (run / "best.pt").is_file():
         raise CheckpointError(f"{run}: not a finished training run folder (no best.pt)")
@@ -86,20 +109,29 @@ def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dic
     card["storage"] = "fp16" if half else "fp32"
     model = load_model(run, which="best")
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, out, config=to_dict(model.cfg), dtype=torch.float16 if half else None)
-    shipped = load_model(out)  # score the weights as stored
-    card["metrics"] = {}
-    for name, folder in (evals or {}).items():
-        groups = open_dataset(folder).test_groups()
-        card["metrics"][name] = {}
-        for conv in CONVENTIONS:
-            res = summarise(evaluate_pairs(groups, shipped, conv, progress=progress))
-            card["metrics"][name][conv] = {"convention": describe(conv), "folder": str(folder), "splits": res}
+    dtype = torch.float16 if half else None
+    save_model(model, out, config=to_dict(model.cfg), dtype=dtype)
+    card["metrics"] = _score(load_model(out), evals, progress)  # score the weights as stored
     card["exported"] = run_metadata()
-    save_model(model, out, config=to_dict(model.cfg), dtype=torch.float16 if half else None, card=card)
-    card["file_bytes"] = out.stat().st_size  # of the final file (so only in the JSON card)
-    atomic_write_text(json.dumps(card, indent=2) + "\n", out.with_suffix(".json"))
-    return card
+    return _write(model, out, card, dtype)
+
+
+def rescore_model(path: str | Path, out: str | Path, evals: dict[str, str], progress: bool = False) -> dict:
+    """Copy an exported model file to ``out`` (weights bit for bit) with its card's ``metrics``
+    replaced by the scores on ``evals``; the card records where and when it was re-scored."""
+    path, out = Path(path), Path(out)
+    ckpt = load_checkpoint(path)
+    card = ckpt.get("card")
+    if ckpt.get("kind") != "model" or not card:
+        raise CheckpointError(f"{path}: not a model file written by export (no model card); export its run folder")
+    model = load_model(path)
+    stored = {v.dtype for v in ckpt["model"].values() if v.is_floating_point()}
+    dtype = torch.float16 if stored == {torch.float16} else None
+    card = {k: v for k, v in card.items() if k != "file_bytes"}
+    card["metrics"] = _score(model, evals, progress)
+    card["rescored"] = {"from": str(path), **run_metadata()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return _write(model, out, card, dtype)
 
 
 def card_markdown(card: dict) -> str:
@@ -114,7 +146,8 @@ def card_markdown(card: dict) -> str:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run", help="training run folder (its best.pt is exported)")
+    p.add_argument("run", help="training run folder (its best.pt is exported), or a model file written by export "
+                              "(its card gains the --eval scores)")
     p.add_argument("-o", "--out", default=None, help="output .pt (default: the shipped model's path)")
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--eval", action="append", default=[], metavar="NAME=FOLDER",
@@ -134,7 +167,10 @@ def run(args) -> int:
         evals[name] = folder
     out = Path(args.out) if args.out else shipped_model_path()
     try:
-        card = export_model(args.run, out, half=not args.fp32, evals=evals, progress=True)
+        if Path(args.run).is_file():
+            card = rescore_model(args.run, out, evals, progress=True)
+        else:
+            card = export_model(args.run, out, half=not args.fp32, evals=evals, progress=True)
     except (CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mosslib.checkpoint import CheckpointError, load_checkpoint, load_model
-from mosslib.export import export_model
+from mosslib.export import export_model, rescore_model
 from mosslib.profiles import make_config
 from mosslib.train import Trainer
 
@@ -41,6 +41,26 @@ def test_export_fp16_with_card(smoke_run, tmp_path):
         assert (a(x) - b(x)).abs().max().item() < 1e-2
     size32 = sum(v.numel() * 4 for v in a.state_dict().values())
     assert (tmp_path / "m.pt").stat().st_size < 0.7 * size32
+
+
+def test_rescoring_an_exported_file_keeps_its_weights_and_adds_scores(smoke_run, tmp_path):
+    """A model exported where no test set lies (a GPU trainer) gets its card's scores here."""
+    from mosslib.cli import main
+    from mosslib.embedded import ensure
+
+    test_folder = ensure(size="tiny") / "sirr_like"
+    first = export_model(smoke_run, tmp_path / "gpu.pt")
+    assert first["metrics"] == {}
+    card = rescore_model(tmp_path / "gpu.pt", tmp_path / "ship.pt", evals={"embedded": str(test_folder)})
+    a, b = load_checkpoint(tmp_path / "gpu.pt"), load_checkpoint(tmp_path / "ship.pt")
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) and a["model"][k].dtype == b["model"][k].dtype for k in a["model"])
+    assert b["card"]["metrics"]["embedded"]["rgb"]["splits"]["all"]["n"] > 0
+    assert card["best_step"] == first["best_step"] and card["rescored"]["from"] == str(tmp_path / "gpu.pt")
+    assert json.loads((tmp_path / "ship.json").read_text())["file_bytes"] == (tmp_path / "ship.pt").stat().st_size
+    # the same through the command line; a checkpoint that is not an exported model is refused
+    assert main(["export", str(tmp_path / "gpu.pt"), "-o", str(tmp_path / "cli.pt"), "--eval", f"e={test_folder}"]) == 0
+    assert main(["export", str(smoke_run / "best.pt"), "-o", str(tmp_path / "no.pt")]) == 2
 
 
 def test_card_names_the_selection_rule():
