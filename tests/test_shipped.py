@@ -18,7 +18,10 @@ def test_shipped_model_is_small_and_loads():
     assert path.stat().st_size < 15e6
     model = load_model()
     ckpt = load_checkpoint(path)
-    assert ckpt["card"]["config"]["profile"] == "cpu" and ckpt["card"]["finished"]
+    assert ckpt["card"]["config"]["profile"] == "cpu"
+    if not ckpt["card"]["finished"]:  # a run cut short (stage 9: a lent GPU's time limit) must say so
+        assert "stopped by the" in (ROOT / "README.md").read_text()
+        assert ckpt["card"]["validation"]["step"] == ckpt["card"]["best_step"] > 0
     assert model.checkpoint_path == str(path)
 
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One training stage on a borrowed GPU (the device tool): MOSS and its supervised twin side by side
+# on one GPU, both warm-started from INIT, with the `cpu` profile's data at the paper's batch
+# (16 crops of 256x256) in bf16; the step count is set from the measured speed, before any
+# validation, so both runs end inside BUDGET_S seconds. Writes under $OUT: moss.pt / twin.pt
+# (exported, fp16, cards without test scores: the test sets stay here), meta.tgz (configs, logs),
+# run.log. scripts/device/README.md says how to prepare the call and what to do with the results.
+#   bash scripts/device/gpu_stage.sh BUDGET_S [DEVICE=cuda]
+# env: INIT (default the shipped model), PACK (default .gpu/pack), MIN_STEP_S (a floor for the
+# planned seconds per step; default 0.115, MOSS beside its twin on an H200, measured 2026-12-04),
+# SMOKE_STEPS (40), LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch), N_FORCE.
+set -u
+BUDGET=${1:-540}; DEV=${2:-cuda}; SMOKE_STEPS=${SMOKE_STEPS:-40}
+INIT=${INIT:-mosslib/weights/moss_cpu.pt}; PACK=${PACK:-.gpu/pack}
+T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD MOSSLIB_GIT_COMMIT=$(cat .gpu/commit 2>/dev/null || echo unknown)
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=${WORK:-/tmp/gpu-stage}; rm -rf "$W"; mkdir -p "$W"
+exec > >(tee -a "$OUT/run.log") 2>&1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+python3 -c "import torch, numpy, skimage, PIL, tqdm; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'skimage', skimage.__version__)" || exit 3
+python3 scripts/device/unpack_data.py "$W/data" "$PACK" || exit 3
+echo "[$(el)s] unpacked"
+COMMON=(--profile cpu --data "$W/data" --init-from "$INIT" --device "$DEV" --precision bf16 --quiet
+  --set optim.pretrain_steps=0 --set data.crop=256 --set data.batch_size=16 --set data.val_extra_rain=dense,heavy
+  --set optim.select_teacher=true ${LOCAL_SET:-})
+pack() { tar czf "$OUT/meta.tgz" -C "$W" --exclude='*.pt' --exclude=data . 2>/dev/null; }
+# 1. smoke + timing: both configurations at once, a few steps, one validation, one export
+S0=$(date +%s)
+for c in full no_selftrain; do
+  python3 -m mosslib train "${COMMON[@]}" --config $c --set optim.steps=$SMOKE_STEPS --set optim.log_every=$((SMOKE_STEPS / 2)) \
+    --set optim.val_every=1000 --set optim.ckpt_every=1000 --out "$W/smoke-$c" > "$W/smoke-$c.log" 2>&1 &
+  eval "pid_$c=$!"
+done
+ok=1; for c in full no_selftrain; do eval "wait \$pid_$c" || { ok=0; echo "smoke $c FAILED"; tail -30 "$W/smoke-$c.log"; }; done
+SMOKE_WALL=$(( $(date +%s) - S0 ))
+[ $ok = 1 ] || { pack; exit 4; }
+python3 -m mosslib export "$W/smoke-full" -o "$W/smoke.pt" > "$W/smoke-export.log" 2>&1 || { echo "smoke export FAILED"; cat "$W/smoke-export.log"; pack; exit 5; }
+echo "[$(el)s] smoke ok (wall ${SMOKE_WALL}s)"
+# 2. the step count, from the measured speed (fixed before any validation of the real runs)
+read -r N DECAY VAL LIMIT < <(python3 - "$W" "$SMOKE_WALL" "$(el)" "$BUDGET" "$SMOKE_STEPS" <<'PY'
+import json, os, sys
+B = int(os.environ.get("BATCH", "16"))
+floor = float(os.environ.get("MIN_STEP_S", "0.115"))
+w, wall, now, budget, k = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+steps, over = [], []
+for c in ("full", "no_selftrain"):
+    log = {r["step"]: r for r in map(json.loads, open(f"{w}/smoke-{c}/log.jsonl"))}
+    t = lambda s: s * B / log[s]["images_per_s"]  # seconds from the first step to step s
+    steps.append((t(k) - t(k // 2)) / (k - k // 2))
+    over.append(wall - t(k))  # start-up + one validation + exit
+# the smoke's steps overlap the other run's start-up, so they run faster than side by side: floor
+step, start = max(max(steps), floor), max(over)
+avail = budget - now - start - 30  # export and packing
+n = int(avail / (step * 1.08 + 6.0 / 1000) / 500) * 500  # 8 % slack; a validation (two nets) ~ 6 s per 1,000 steps
+n = max(500, min(n, 40000))
+val = 1000 if n >= 4000 else 500
+print(n, (n // 3) // 100 * 100, val, max(60, int(budget - now - 30)))
+print(f"plan: smoke step {steps} s (planned {step:.3f}), start-up {over} s, {avail:.0f} s left -> {n} steps", file=sys.stderr)
+PY
+)
+[ -n "${N_FORCE:-}" ] && { N=$N_FORCE; DECAY=$((N / 3)); VAL=$((N / 2)); }
+echo "[$(el)s] plan: steps=$N lr_decay_from=$DECAY val_every=$VAL time limit ${LIMIT}s"
+# 3. the runs (a run cut by the time limit still leaves its best.pt of the validations so far)
+for c in full no_selftrain; do
+  timeout "$LIMIT" python3 -m mosslib train "${COMMON[@]}" --config $c --set optim.steps=$N --set optim.lr_decay_from=$DECAY \
+    --set optim.val_every=$VAL --set optim.ckpt_every=$VAL --set optim.log_every=100 --out "$W/stage-$c" > "$W/stage-$c.log" 2>&1 &
+  eval "pid_$c=$!"
+done
+for c in full no_selftrain; do eval "wait \$pid_$c"; rc=$?; echo "[$(el)s] $c exited $rc"; tail -2 "$W/stage-$c.log"; done
+python3 -m mosslib export "$W/stage-full" -o "$OUT/moss.pt" > "$W/export-full.log" 2>&1 || cat "$W/export-full.log"
+python3 -m mosslib export "$W/stage-no_selftrain" -o "$OUT/twin.pt" > "$W/export-twin.log" 2>&1 || cat "$W/export-twin.log"
+pack; ls -la "$OUT"; echo "[$(el)s] done"
