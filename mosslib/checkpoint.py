@@ -69,10 +69,9 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
 
 
 def _git_commit() -> str:
-    """The checkout's commit (``-dirty`` with uncommitted changes); where the tree was copied
-    without its ``.git`` (a remote machine), ``$MOSSLIB_GIT_COMMIT`` names it instead."""
-    commit = _git_rev()
-    return os.environ.get("MOSSLIB_GIT_COMMIT", commit) if commit == "unknown" else commit
+    """The checkout's commit (``-dirty`` with uncommitted changes). ``$MOSSLIB_GIT_COMMIT``, when
+    set, names it instead: a tree copied to another machine may carry no ``.git``, or a stale one."""
+    return os.environ.get("MOSSLIB_GIT_COMMIT") or _git_rev()
 
 
 def _git_rev() -> str:

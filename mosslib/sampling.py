@@ -325,6 +325,7 @@ class Prefetcher:
         if step != self._next:
             raise ValueError(f"Prefetcher.get({step}): batches are made in order, expected step {self._next}")
         got, value, exc = self._queue.get()
+        assert got == step, (got, step)  # the thread makes steps in order from start
         if exc is not None:
             raise exc
         self._next += 1

@@ -481,11 +481,12 @@ def test_bf16_training_warns_where_there_are_no_bf16_kernels(tmp_path, monkeypat
         warnings.simplefilter("error", RuntimeWarning)
         Trainer(smoke(**{"optim.precision": "bf16"}), tmp_path / "b", quiet=True)
         Trainer(smoke(), tmp_path / "c", quiet=True)
-def test_commit_named_by_the_environment_where_git_is_absent(monkeypatch):
+
+
+def test_commit_named_by_the_environment_wins_over_git(monkeypatch):
     from mosslib import checkpoint as ck
 
+    monkeypatch.setattr(ck, "_git_rev", lambda: "def5678-dirty")  # a stale .git copied along
+    assert ck.run_metadata()["git_commit"] == "def5678-dirty"
     monkeypatch.setenv("MOSSLIB_GIT_COMMIT", "abc1234")
-    monkeypatch.setattr(ck, "_git_rev", lambda: "unknown")  # a tree copied without .git
     assert ck.run_metadata()["git_commit"] == "abc1234"
-    monkeypatch.setattr(ck, "_git_rev", lambda: "def5678")  # git wins where it answers
-    assert ck.run_metadata()["git_commit"] == "def5678"

@@ -13,7 +13,9 @@ set -u
 BUDGET=${1:-540}; DEV=${2:-cuda}; SMOKE_STEPS=${SMOKE_STEPS:-40}
 INIT=${INIT:-mosslib/weights/moss_cpu.pt}; PACK=${PACK:-.gpu/pack}
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD MOSSLIB_GIT_COMMIT=$(cat .gpu/commit 2>/dev/null || echo unknown)
+export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+# the device's .git may be stale (the session's first commit): name the commit that trains
+[ -s .gpu/commit ] && export MOSSLIB_GIT_COMMIT=$(cat .gpu/commit)
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=${WORK:-/tmp/gpu-stage}; rm -rf "$W"; mkdir -p "$W"
 exec > >(tee -a "$OUT/run.log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
