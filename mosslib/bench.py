@@ -68,6 +68,7 @@ __all__ = [
     "peak_memory_mb",
     "time_interleaved",
     "train_throughput",
+    "time_train_layouts",
     "evaluate_targets",
     "write_csv",
 ]
@@ -259,6 +260,31 @@ def train_throughput(batch: int, crop: int, precisions=("fp32", "bf16"), steps: 
         fns[p] = step
     t = time_interleaved(fns, steps, warmup=warmup, device=device)
     return {p: batch / statistics.median(v) for p, v in t.items()}
+
+
+def time_train_layouts(cfg, device="cpu", steps: int = 20, warmup: int = 3) -> dict:
+    """Seconds per training step of ``cfg`` (the whole ``Trainer.train_step``: teacher, memory,
+    EMA and optimiser included; batches made beforehand, as a prefetching run sees them) with
+    contiguous and with channels_last activations, in alternating rounds in one process."""
+    import tempfile
+
+    from .train import Trainer
+    from .trainset import build_training_data
+
+    device = torch.device(device)
+    data = build_training_data(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {f: Trainer(cfg, Path(tmp) / f, device=str(device), quiet=True, prefetch=False, memory_format=f, data=data)
+                    for f in ("contiguous", "channels_last")}
+        first = next(iter(trainers.values()))
+        batches = [first._make_batch(k) for k in range(warmup + steps)]
+        fns = {f: (lambda t=t: t.train_step(batches[t.step])) for f, t in trainers.items()}
+        times = time_interleaved(fns, steps, warmup=warmup, device=device)
+    s = {f: statistics.median(v) for f, v in times.items()}
+    faster = min(s, key=s.get)
+    return {"device": _device_name(device), "steps": steps, "batch": cfg.data.batch_size, "crop": cfg.data.crop,
+            "precision": cfg.optim.precision, "s_per_step": s, "faster": faster,
+            "contiguous_over_channels_last": s["contiguous"] / s["channels_last"]}
 
 
 # -- PSNR check ---------------------------------------------------------------------------------

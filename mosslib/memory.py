@@ -86,7 +86,8 @@ class RainMemory(nn.Module):
         q = self._queries(z).reshape(-1, self.dim).float()  # (N, c)
         k = self.assign(z).reshape(-1)  # (N,)
         sums = torch.zeros(self.num_items, self.dim, device=q.device).index_add_(0, k, q)
-        counts = torch.bincount(k, minlength=self.num_items).to(q.dtype)
+        # a scatter, not bincount: bincount's output size depends on the data, a host sync on CUDA
+        counts = torch.zeros(self.num_items, device=q.device).index_add_(0, k, torch.ones_like(k, dtype=q.dtype))
         return sums, counts
 
     @staticmethod
@@ -98,14 +99,16 @@ class RainMemory(nn.Module):
 
     @torch.no_grad()
     def update_(self, z: torch.Tensor) -> torch.Tensor:
-        """Eq. 3 in place; items no query chose stay exactly as they were. Returns counts (m,)."""
+        """Eq. 3 in place; items no query chose stay exactly as they were. Returns counts (m,).
+
+        Written without boolean indexing (whose result size depends on the data), so a CUDA
+        step never waits here for the device; the arithmetic of each chosen item is unchanged."""
         sums, counts = self.statistics(z)
         self.all_reduce_(sums, counts)
-        chosen = counts > 0
-        means = sums[chosen] / counts[chosen, None]
+        chosen = (counts > 0)[:, None]  # (m, 1)
+        means = sums / counts.clamp(min=1.0)[:, None]  # (m, c); unchosen rows are 0 / 1 and unused
         items = self.items.float()
-        items[chosen] = self.decay * items[chosen] + (1.0 - self.decay) * means
-        self.items.copy_(items)
+        self.items.copy_(torch.where(chosen, self.decay * items + (1.0 - self.decay) * means, items))
         self.usage += counts.long().to(self.usage.device)
         return counts
 

@@ -36,7 +36,9 @@ output is 0.54 L1 away from the target against 0.18 (re-run: ``python -m mosslib
 Sizes that are not multiples of ``2**num_scales`` are padded inside ``forward`` (reflect where
 the image is large enough, replicate otherwise) and cropped back. On CPU the activations are
 kept in channels_last (NHWC) memory format inside ``forward`` (about 1.15-1.3x faster, see
-``mosslib.bench``); the output is a contiguous (B, 3, H, W) tensor as before.
+``mosslib.bench``); elsewhere they stay contiguous (NCHW) unless ``MOEDN.channels_last`` is set
+(``train --memory-format``; ``train --time-layouts`` measures both). The output is a contiguous
+(B, 3, H, W) tensor either way, and the layout does not change what the network computes.
 """
 from __future__ import annotations
 
@@ -114,6 +116,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 class MOEDN(nn.Module):
     """Memory-oriented encoder-decoder network: (B, 3, H, W) in [-1, 1] -> same shape."""
 
+    #: activations in channels_last inside forward: None = on CPU only (measured faster there)
+    channels_last: bool | None = None
+
     def __init__(self, cfg: ModelConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or ModelConfig()
@@ -151,10 +156,11 @@ class MOEDN(nn.Module):
             self.tail.weight[c, c, 1, 1] = 1.0
 
     def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Pad to a multiple of 2**num_scales; on CPU switch to channels_last (oneDNN's native
-        layout, so no reorder around each convolution). Returns (x, (H, W))."""
+        """Pad to a multiple of 2**num_scales; on CPU (or where ``channels_last`` says so) switch to
+        channels_last (oneDNN's native layout, so no reorder around each convolution). Returns
+        (x, (H, W))."""
         x, hw = pad_to_multiple(x, self.cfg.multiple)
-        if x.device.type == "cpu":
+        if self.channels_last if self.channels_last is not None else x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         return x, hw
 

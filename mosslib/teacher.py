@@ -40,12 +40,17 @@ class Teacher(nn.Module):
     def update(self, student: nn.Module) -> None:
         """Eq. 7 on parameters and floating-point buffers; other buffers are copied."""
         src = _unwrap(student).state_dict()
+        ema, new = [], []  # floating-point tensors: one multi-tensor update (a few kernels, not ~2 per tensor)
         for name, t in self.net.state_dict().items():
             s = src[name]
             if t.is_floating_point():
-                t.mul_(self.decay).add_(s.detach().to(t.dtype), alpha=1.0 - self.decay)
+                ema.append(t)
+                new.append(s.detach().to(t.dtype))
             else:
                 t.copy_(s)
+        if ema:
+            torch._foreach_mul_(ema, self.decay)
+            torch._foreach_add_(ema, new, alpha=1.0 - self.decay)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

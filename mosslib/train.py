@@ -46,6 +46,8 @@ from .network import MOEDN
 from .profiles import ABLATIONS, PROFILES, TrainConfig, config_from_dict, config_hash, make_config
 from .teacher import Teacher
 
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")  # Trainer(memory_format=...), train --memory-format
+
 __all__ = ["Trainer", "TrainingDiverged", "build_model", "warm_start", "file_sha256", "fork_pretrained", "pretraining_matches", "add_arguments", "run"]
 
 
@@ -238,7 +240,11 @@ class Trainer:
     """A run folder, a model, its teacher and optimiser; :meth:`fit` trains to ``optim.steps``."""
 
     def __init__(self, cfg: TrainConfig, out: str | os.PathLike, device: str = "cpu", quiet: bool = False,
-                 prefetch: bool | None = None):
+                 prefetch: bool | None = None, memory_format: str = "auto", data=None):
+        """``memory_format``: the activations' layout, ``"auto"`` (channels_last on CPU, contiguous
+        elsewhere), ``"channels_last"`` (on CUDA the weights too) or ``"contiguous"``; the layout
+        changes speed, not what is computed (``train --time-layouts`` measures it). ``data``: the
+        training data already built for ``cfg`` (``build_training_data``), to share it."""
         from .trainset import build_training_data
 
         self.cfg, self.out, self.device, self.quiet = cfg, Path(out), torch.device(device), quiet
@@ -250,8 +256,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.rank, self.world = _rank(), _world()
         torch.manual_seed(cfg.seed)
-        self.data = build_training_data(cfg, rank=self.rank, world=self.world)
+        self.data = data if data is not None else build_training_data(cfg, rank=self.rank, world=self.world)
         self.model = build_model(cfg).to(self.device)
+        self._set_memory_format(memory_format)
         self.student = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -265,7 +272,7 @@ class Trainer:
         self.history: list[dict] = []
         # who trained it: recorded when this process starts (the code it loaded), not at each save;
         # one segment per start, so a resumed run lists every commit that trained it
-        self.meta = run_metadata(cfg.seed, self.device)
+        self.meta = {**run_metadata(cfg.seed, self.device), "memory_format": memory_format}
         self.segments = [{"from_step": 0, **self.meta}]
         if cfg.optim.precision == "bf16":
             from .fast import bf16_supported
@@ -277,6 +284,18 @@ class Trainer:
                     RuntimeWarning,
                     stacklevel=2,
                 )
+
+    def _set_memory_format(self, memory_format: str) -> None:
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
+        self.memory_format = memory_format
+        if memory_format == "auto":
+            return
+        if not hasattr(self.model, "channels_last"):
+            raise ValueError(f"--memory-format {memory_format}: only MOEDN has a layout switch, not {type(self.model).__name__}")
+        self.model.channels_last = memory_format == "channels_last"
+        if self.model.channels_last and self.device.type == "cuda":  # cuDNN's NHWC kernels want NHWC weights
+            self.model.to(memory_format=torch.channels_last)
 
     # -- persistence ---------------------------------------------------------------------
     def state(self, net: str = "student") -> dict:
@@ -345,10 +364,12 @@ class Trainer:
             x_l, y_l, x_u = (t.pin_memory() if t is not None else None for t in (x_l, y_l, x_u))
         return x_l, y_l, x_u
 
-    def train_step(self) -> dict:
-        """One optimiser step at ``self.step``; returns the loss terms as floats."""
+    def train_step(self, batch: tuple | None = None) -> dict:
+        """One optimiser step at ``self.step``; returns the loss terms as floats. ``batch``: the
+        step's (x_l, y_l, x_u or None), made beforehand (default: made or prefetched here)."""
         cfg, step = self.cfg, self.step
-        batch = self._prefetcher.get(step) if self._prefetcher is not None else self._make_batch(step)
+        if batch is None:
+            batch = self._prefetcher.get(step) if self._prefetcher is not None else self._make_batch(step)
         x_l, y_l, x_u = (t.to(self.device, non_blocking=True) if t is not None else None for t in batch)
         self_train = self._self_trains(step)
         self.student.train()
@@ -571,6 +592,12 @@ def add_arguments(p) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. optim.lr=2e-4")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
+                   help="activation layout: auto (channels_last on CPU, contiguous on CUDA), channels_last or contiguous; "
+                        "speed only, the same training (default %(default)s)")
+    p.add_argument("--time-layouts", type=int, default=None, metavar="N",
+                   help="do not train: time N steps of this configuration in each layout, side by side, print seconds "
+                        "per step as JSON and exit (no run folder is written)")
 
 
 def run(args) -> int:
@@ -593,6 +620,14 @@ def run(args) -> int:
         return 2
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
+    if args.time_layouts is not None:
+        from .bench import time_train_layouts
+
+        if args.time_layouts < 1:
+            print("error: --time-layouts needs N >= 1 steps", file=sys.stderr)
+            return 2
+        print(json.dumps(time_train_layouts(cfg, args.device, args.time_layouts)))
+        return 0
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         backend = "nccl" if args.device.startswith("cuda") else "gloo"
@@ -617,7 +652,7 @@ def run(args) -> int:
             return 2
         args.resume = True
     try:
-        trainer = Trainer(cfg, out, device=args.device, quiet=args.quiet)
+        trainer = Trainer(cfg, out, device=args.device, quiet=args.quiet, memory_format=args.memory_format)
         summary = trainer.fit(resume=args.resume)
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -67,3 +67,23 @@ def test_teacher_averages_memory_items(tiny_model_config):
     assert torch.equal(t.net.memory.usage, s.memory.usage)
     t.net(torch.zeros(1, 3, 8, 8))  # the teacher reads but never updates its memory
     assert torch.allclose(t.net.memory.items, 0.5 * old + 0.5 * s.memory.items)
+
+
+def test_teacher_multi_tensor_update_equals_the_per_tensor_eq7(tiny_model_config):
+    """Eq. 7 as one multi-tensor update gives the bits of xi <- tau xi + (1 - tau) theta, tensor by tensor."""
+    from mosslib.network import MOEDN
+
+    torch.manual_seed(0)
+    s = MOEDN(tiny_model_config)
+    t = Teacher(s, decay=0.9)
+    with torch.no_grad():
+        for p in s.parameters():
+            p.add_(torch.randn_like(p))
+    s.train()(torch.rand(2, 3, 16, 16) * 2 - 1)  # moves memory items and usage
+    src, ref = s.state_dict(), {k: v.clone() for k, v in t.net.state_dict().items()}
+    for k, v in ref.items():
+        v.copy_(v.mul(0.9).add_(src[k], alpha=1.0 - 0.9) if v.is_floating_point() else src[k])
+    t.update(s)
+    for k, v in t.net.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    assert not torch.equal(t.net.head.weight, s.head.weight)  # it averaged, it did not copy

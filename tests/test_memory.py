@@ -99,3 +99,22 @@ def test_bad_arguments():
         RainMemory(4, 4, decay=1.5)
     with pytest.raises(ValueError, match="B, c, H, W"):
         RainMemory(4, 4)(torch.randn(4, 4))
+
+
+def test_update_without_boolean_indexing_equals_the_indexed_eq3():
+    """The sync-free Eq. 3 (torch.where over all items) gives the bits of the indexed form."""
+    torch.manual_seed(1)
+    m = RainMemory(32, 8, decay=0.93)
+    z = torch.randn(1, 8, 2, 7) * 3  # 14 queries for 32 items
+    items, decay = m.items.clone(), m.decay
+    q = z.flatten(2).transpose(1, 2).reshape(-1, 8)
+    k = m.assign(z).reshape(-1)
+    sums = torch.zeros(32, 8).index_add_(0, k, q)
+    counts = torch.bincount(k, minlength=32).float()
+    chosen = counts > 0
+    assert 0 < int(chosen.sum()) < 32  # some items chosen, some not
+    items[chosen] = decay * items[chosen] + (1.0 - decay) * (sums[chosen] / counts[chosen, None])
+    got = m.update_(z)
+    assert torch.equal(got, counts)
+    assert torch.equal(m.items, items)
+    assert torch.equal(m.usage, counts.long())

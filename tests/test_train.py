@@ -490,3 +490,37 @@ def test_commit_named_by_the_environment_wins_over_git(monkeypatch):
     assert ck.run_metadata()["git_commit"] == "def5678-dirty"
     monkeypatch.setenv("MOSSLIB_GIT_COMMIT", "abc1234")
     assert ck.run_metadata()["git_commit"] == "abc1234"
+
+
+def test_memory_format_changes_layout_not_training(tmp_path):
+    """channels_last and contiguous activations train the same weights (to float rounding)."""
+    cfg = smoke()
+    runs = {}
+    for fmt in ("contiguous", "channels_last"):
+        tr = Trainer(cfg, tmp_path / fmt, quiet=True, memory_format=fmt)
+        assert tr.model.channels_last is (fmt == "channels_last")
+        assert tr.teacher.net.channels_last is tr.model.channels_last
+        tr.fit()
+        runs[fmt] = load_checkpoint(tmp_path / fmt / "checkpoint.pt")
+    a, b = runs["contiguous"]["model"], runs["channels_last"]["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # really two computations
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-5), k
+    auto = Trainer(cfg, tmp_path / "auto", quiet=True)
+    assert auto.memory_format == "auto" and auto.model.channels_last is None  # CPU: channels_last inside forward
+    with pytest.raises(ValueError, match="memory format"):
+        Trainer(cfg, tmp_path / "bad", quiet=True, memory_format="nhwc")
+
+
+def test_cli_time_layouts_writes_no_run(tmp_path, capsys, monkeypatch):
+    from mosslib import cli
+
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--time-layouts", "2"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(res["s_per_step"]) == {"contiguous", "channels_last"}
+    assert all(v > 0 for v in res["s_per_step"].values())
+    assert res["faster"] in res["s_per_step"] and res["steps"] == 2
+    assert not (tmp_path / "runs").exists()
+    assert cli.main(["train", "--profile", "smoke", "--data", "", "--time-layouts", "0"]) == 2

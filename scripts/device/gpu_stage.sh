@@ -7,8 +7,12 @@
 # run.log. scripts/device/README.md says how to prepare the call and what to do with the results.
 #   bash scripts/device/gpu_stage.sh BUDGET_S [DEVICE=cuda]
 # env: INIT (default the shipped model), PACK (default .gpu/pack), MIN_STEP_S (a floor for the
-# planned seconds per step; default 0.115, MOSS beside its twin on an H200, measured 2026-12-04),
-# SMOKE_STEPS (40), LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch), N_FORCE.
+# planned seconds per step; default 0.115, MOSS beside its twin on an H200 with contiguous
+# activations, measured 2026-12-04; scaled by the layout probe's ratio when it picks channels_last),
+# LAYOUT (probe, the default: time both activation layouts first with `train --time-layouts` and
+# train in the faster one, if faster by 5 % or more; or auto / channels_last / contiguous, no probe),
+# PROBE_STEPS (12), SMOKE_STEPS (40), LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and
+# batch), N_FORCE.
 set -u
 BUDGET=${1:-540}; DEV=${2:-cuda}; SMOKE_STEPS=${SMOKE_STEPS:-40}
 INIT=${INIT:-mosslib/weights/moss_cpu.pt}; PACK=${PACK:-.gpu/pack}
@@ -26,6 +30,18 @@ COMMON=(--profile cpu --data "$W/data" --init-from "$INIT" --device "$DEV" --pre
   --set optim.pretrain_steps=0 --set data.crop=256 --set data.batch_size=16 --set data.val_extra_rain=dense,heavy
   --set optim.select_teacher=true ${LOCAL_SET:-})
 pack() { tar czf "$OUT/meta.tgz" -C "$W" --exclude='*.pt' --exclude=data . 2>/dev/null; }
+# 0. the activation layout: MOSS's whole training step timed in both, side by side in one process
+LAYOUT=${LAYOUT:-probe}; RATIO=1
+if [ "$LAYOUT" = probe ]; then
+  if python3 -m mosslib train "${COMMON[@]}" --config full --time-layouts "${PROBE_STEPS:-12}" > "$W/layouts.json" 2> "$W/layouts.log"; then
+    read -r LAYOUT RATIO < <(python3 -c "import json, sys; r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); q = r['contiguous_over_channels_last']; print(*(('channels_last', q) if q >= 1.05 else ('auto', 1)))" "$W/layouts.json")
+    echo "[$(el)s] layouts: $(tail -1 "$W/layouts.json")"
+  else
+    echo "layout probe FAILED (training keeps the default layout)"; tail -20 "$W/layouts.log"; LAYOUT=auto
+  fi
+fi
+COMMON+=(--memory-format "$LAYOUT"); export LAYOUT_RATIO=$RATIO
+echo "[$(el)s] layout: $LAYOUT (contiguous / channels_last step time: $RATIO)"
 # 1. smoke + timing: both configurations at once, a few steps, one validation, one export
 S0=$(date +%s)
 for c in full no_selftrain; do
@@ -42,7 +58,7 @@ echo "[$(el)s] smoke ok (wall ${SMOKE_WALL}s)"
 read -r N DECAY VAL LIMIT < <(python3 - "$W" "$SMOKE_WALL" "$(el)" "$BUDGET" "$SMOKE_STEPS" <<'PY'
 import json, os, sys
 B = int(os.environ.get("BATCH", "16"))
-floor = float(os.environ.get("MIN_STEP_S", "0.115"))
+floor = float(os.environ.get("MIN_STEP_S", "0.115")) / float(os.environ.get("LAYOUT_RATIO", "1"))
 w, wall, now, budget, k = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 steps, over = [], []
 for c in ("full", "no_selftrain"):
