@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import queue
@@ -237,6 +238,15 @@ class _CropSampler:
     def _stack(patches: list[np.ndarray]) -> torch.Tensor:
         arr = np.ascontiguousarray(np.stack(patches).transpose(0, 3, 1, 2))
         return torch.from_numpy(arr).float().div_(127.5).sub_(1.0)
+
+    def with_batch_size(self, batch_size: int) -> "_CropSampler":
+        """The same sampler (bank, crop, seed, flips) drawing ``batch_size`` crops per batch; the
+        padded images are shared, not copied."""
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        other = copy.copy(self)
+        other.batch_size, other._perms = int(batch_size), {}
+        return other
 
     def stream(self, start: int = 0) -> Iterator:
         """Infinite iterator of ``batch(start)``, ``batch(start + 1)``, ..."""

@@ -598,6 +598,10 @@ def add_arguments(p) -> None:
     p.add_argument("--time-layouts", type=int, default=None, metavar="N",
                    help="do not train: time N steps of this configuration in each layout, side by side, print seconds "
                         "per step as JSON and exit (no run folder is written)")
+    p.add_argument("--time-batches", default=None, metavar="B1,B2,...",
+                   help="do not train: time --time-steps steps of this configuration at each batch size, side by side, "
+                        "print seconds per step and images per second as JSON and exit (no run folder is written)")
+    p.add_argument("--time-steps", type=int, default=10, metavar="N", help="steps timed per batch size (default %(default)s)")
 
 
 def run(args) -> int:
@@ -627,6 +631,19 @@ def run(args) -> int:
             print("error: --time-layouts needs N >= 1 steps", file=sys.stderr)
             return 2
         print(json.dumps(time_train_layouts(cfg, args.device, args.time_layouts)))
+        return 0
+    if args.time_batches is not None:
+        from .bench import time_train_batches
+
+        try:
+            sizes = [int(b) for b in args.time_batches.split(",") if b.strip()]
+            if args.time_steps < 1:
+                raise ValueError(f"--time-steps needs N >= 1, got {args.time_steps}")
+            res = time_train_batches(cfg, sizes, args.device, args.time_steps, memory_format=args.memory_format)
+        except ValueError as exc:
+            print(f"error: --time-batches {args.time_batches!r}: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(res))
         return 0
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:

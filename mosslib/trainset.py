@@ -9,6 +9,7 @@ dropped-label rainy images. The test set is not touched here.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,11 @@ class TrainData:
     val: list = field(default_factory=list)  # [(rainy uint8, clean uint8)]
     counts: dict = field(default_factory=dict)
     val_groups: list = field(default_factory=list)  # per val pair: "labeled" or the procedural rain style
+
+    def with_batch_size(self, batch_size: int) -> "TrainData":
+        """The same data with both samplers drawing ``batch_size`` crops per batch (no reloading)."""
+        un = self.unlabeled.with_batch_size(batch_size) if self.unlabeled is not None else None
+        return dataclasses.replace(self, labeled=self.labeled.with_batch_size(batch_size), unlabeled=un)
 
     def describe(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.counts.items())

@@ -90,6 +90,21 @@ def test_pair_sampler_aligned_deterministic_stateless(tmp_path):
     assert not torch.equal(PairSampler(bank, 32, 4, seed=2).batch(3)[0], x)
 
 
+def test_with_batch_size_shares_the_bank_and_keeps_the_sequence(tmp_path):
+    s = PairSampler(write_pairs(tmp_path, 5), crop=16, batch_size=2, seed=3)
+    x2 = s.batch(0)[0]
+    wide = s.with_batch_size(4)
+    assert wide.bank is s.bank and wide.batch_size == 4 and s.batch_size == 2
+    x4 = wide.batch(0)[0]
+    assert x4.shape[0] == 4 and torch.equal(x4[:2], x2)  # samples 0, 1 of the same sequence and windows
+    assert np.array_equal(wide.indices(1), np.concatenate([s.indices(2), s.indices(3)]))
+    assert torch.equal(s.batch(0)[0], x2)  # the original is untouched
+    u = ImageSampler(s.bank, crop=16, batch_size=2, seed=4).with_batch_size(3)
+    assert u.batch(1).shape == (3, 3, 16, 16)
+    with pytest.raises(ValueError, match="batch_size"):
+        s.with_batch_size(0)
+
+
 def test_epochs_visit_every_image_once(tmp_path):
     s = PairSampler(write_pairs(tmp_path, 6), crop=16, batch_size=4, seed=0)
     seen = np.concatenate([s.indices(k) for k in range(3)])  # 12 samples = 2 epochs

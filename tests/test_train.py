@@ -524,3 +524,23 @@ def test_cli_time_layouts_writes_no_run(tmp_path, capsys, monkeypatch):
     assert res["faster"] in res["s_per_step"] and res["steps"] == 2
     assert not (tmp_path / "runs").exists()
     assert cli.main(["train", "--profile", "smoke", "--data", "", "--time-layouts", "0"]) == 2
+
+
+def test_cli_time_batches_writes_no_run(tmp_path, capsys, monkeypatch):
+    from mosslib import cli
+
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--time-batches", "4,2",
+                   "--time-steps", "2"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(res["s_per_step"]) == set(res["images_per_s"]) == {"2", "4"}
+    for b, t in res["s_per_step"].items():
+        assert t > 0 and res["images_per_s"][b] == pytest.approx(int(b) / t)
+    assert res["images_per_s"][str(res["fastest_images_per_s"])] == max(res["images_per_s"].values())
+    assert res["speedup_over_smallest"] == pytest.approx(max(res["images_per_s"].values()) / res["images_per_s"]["2"])
+    assert res["lr"] > 0 and res["steps"] == 2
+    assert not (tmp_path / "runs").exists()
+    for bad in (["--time-batches", "0,2"], ["--time-batches", "x"], ["--time-batches", "2", "--time-steps", "0"]):
+        assert cli.main(["train", "--profile", "smoke", "--data", "", *bad]) == 2
+        assert "--time-batches" in capsys.readouterr().err

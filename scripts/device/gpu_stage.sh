@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One training stage on a borrowed GPU (the device tool): MOSS and its supervised twin side by side
-# on one GPU, both warm-started from INIT, with the `cpu` profile's data at the paper's batch
-# (16 crops of 256x256) in bf16; the step count is set from the measured speed, before any
-# validation, so both runs end inside BUDGET_S seconds. Writes under $OUT: moss.pt / twin.pt
+# on one GPU (or MOSS alone: TWIN=0), both warm-started from INIT, with the `cpu` profile's data
+# in 256x256 crops in bf16, at the paper's batch of 16 or a larger one that the GPU trains faster
+# (probed first); the step count is set from the measured speed, before any validation, so the
+# runs end inside BUDGET_S seconds. Writes under $OUT: moss.pt / twin.pt
 # (exported, fp16, cards without test scores: the test sets stay here), meta.tgz (configs, logs),
 # run.log. scripts/device/README.md says how to prepare the call and what to do with the results.
 #   bash scripts/device/gpu_stage.sh BUDGET_S [DEVICE=cuda]
@@ -11,8 +12,10 @@
 # activations, measured 2026-12-04; scaled by the layout probe's ratio when it picks channels_last),
 # LAYOUT (probe, the default: time both activation layouts first with `train --time-layouts` and
 # train in the faster one, if faster by 5 % or more; or auto / channels_last / contiguous, no probe),
-# PROBE_STEPS (12), SMOKE_STEPS (40), LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and
-# batch), N_FORCE.
+# BATCHES (16,32,64: time MOSS's step at each and train at the one with the most images per second
+# if 20 % ahead of the smallest, which must be the configured batch, lr scaled by sqrt(B / smallest);
+# one value skips the probe; BATCH_GAIN 1.2 the margin), TWIN (1; 0 trains MOSS alone), PROBE_STEPS (12), SMOKE_STEPS (40),
+# LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch, e.g. BATCH=2 BATCHES=2,4), N_FORCE.
 set -u
 BUDGET=${1:-540}; DEV=${2:-cuda}; SMOKE_STEPS=${SMOKE_STEPS:-40}
 INIT=${INIT:-mosslib/weights/moss_cpu.pt}; PACK=${PACK:-.gpu/pack}
@@ -42,26 +45,49 @@ if [ "$LAYOUT" = probe ]; then
 fi
 COMMON+=(--memory-format "$LAYOUT"); export LAYOUT_RATIO=$RATIO
 echo "[$(el)s] layout: $LAYOUT (contiguous / channels_last step time: $RATIO)"
-# 1. smoke + timing: both configurations at once, a few steps, one validation, one export
+# 0b. the batch: MOSS's whole step timed at each of BATCHES in that layout, side by side; the most
+# labeled images per second wins if 20 % ahead of the smallest (the configured batch, 16), with
+# Adam's lr scaled by sqrt(B / 16) (a small network leaves the GPU idle at batch 16).
+BATCHES=${BATCHES:-16,32,64}; BATCH_RATIO=1
+if [[ "$BATCHES" == *,* ]]; then
+  if python3 -m mosslib train "${COMMON[@]}" --config full --time-batches "$BATCHES" --time-steps "${PROBE_STEPS:-12}" > "$W/batches.json" 2> "$W/batches.log"; then
+    read -r B0 B LR BATCH_RATIO < <(python3 -c "
+import json, sys; from mosslib.bench import choose_batch
+c = choose_batch(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]), float(sys.argv[2]))
+print(c['configured'], c['batch'], c['lr'], c['step_ratio'])" "$W/batches.json" "${BATCH_GAIN:-1.2}")
+    echo "[$(el)s] batches: $(tail -1 "$W/batches.json")"
+    if [ "$B" != "$B0" ]; then COMMON+=(--set data.batch_size=$B --set optim.lr=$LR); export BATCH=$B; fi
+  else
+    echo "batch probe FAILED (training keeps the configured batch)"; tail -20 "$W/batches.log"
+  fi
+fi
+export BATCH_RATIO
+echo "[$(el)s] batch: ${BATCH:-16} (lr ${LR:-as configured}; step time over the configured batch's: $BATCH_RATIO)"
+# TWIN=0: MOSS alone, without its supervised twin beside it (more steps in the same time)
+CONFIGS="full no_selftrain"; [ "${TWIN:-1}" = 0 ] && CONFIGS=full
+# 1. smoke + timing: the configurations at once, a few steps, one validation, one export
 S0=$(date +%s)
-for c in full no_selftrain; do
+for c in $CONFIGS; do
   python3 -m mosslib train "${COMMON[@]}" --config $c --set optim.steps=$SMOKE_STEPS --set optim.log_every=$((SMOKE_STEPS / 2)) \
     --set optim.val_every=1000 --set optim.ckpt_every=1000 --out "$W/smoke-$c" > "$W/smoke-$c.log" 2>&1 &
   eval "pid_$c=$!"
 done
-ok=1; for c in full no_selftrain; do eval "wait \$pid_$c" || { ok=0; echo "smoke $c FAILED"; tail -30 "$W/smoke-$c.log"; }; done
+ok=1; for c in $CONFIGS; do eval "wait \$pid_$c" || { ok=0; echo "smoke $c FAILED"; tail -30 "$W/smoke-$c.log"; }; done
 SMOKE_WALL=$(( $(date +%s) - S0 ))
 [ $ok = 1 ] || { pack; exit 4; }
 python3 -m mosslib export "$W/smoke-full" -o "$W/smoke.pt" > "$W/smoke-export.log" 2>&1 || { echo "smoke export FAILED"; cat "$W/smoke-export.log"; pack; exit 5; }
 echo "[$(el)s] smoke ok (wall ${SMOKE_WALL}s)"
 # 2. the step count, from the measured speed (fixed before any validation of the real runs)
-read -r N DECAY VAL LIMIT < <(python3 - "$W" "$SMOKE_WALL" "$(el)" "$BUDGET" "$SMOKE_STEPS" <<'PY'
+read -r N DECAY VAL LIMIT < <(CONFIGS="$CONFIGS" python3 - "$W" "$SMOKE_WALL" "$(el)" "$BUDGET" "$SMOKE_STEPS" <<'PY'
 import json, os, sys
 B = int(os.environ.get("BATCH", "16"))
-floor = float(os.environ.get("MIN_STEP_S", "0.115")) / float(os.environ.get("LAYOUT_RATIO", "1"))
+# the floor was measured beside the twin at batch 16: scaled to the probed layout and batch; alone, no floor
+floor = float(os.environ.get("MIN_STEP_S", "0.115")) / float(os.environ.get("LAYOUT_RATIO", "1")) * float(os.environ.get("BATCH_RATIO", "1"))
+if os.environ.get("TWIN", "1") == "0":
+    floor = 0.0
 w, wall, now, budget, k = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 steps, over = [], []
-for c in ("full", "no_selftrain"):
+for c in os.environ["CONFIGS"].split():
     log = {r["step"]: r for r in map(json.loads, open(f"{w}/smoke-{c}/log.jsonl"))}
     t = lambda s: s * B / log[s]["images_per_s"]  # seconds from the first step to step s
     steps.append((t(k) - t(k // 2)) / (k - k // 2))
@@ -79,12 +105,12 @@ PY
 [ -n "${N_FORCE:-}" ] && { N=$N_FORCE; DECAY=$((N / 3)); VAL=$((N / 2)); }
 echo "[$(el)s] plan: steps=$N lr_decay_from=$DECAY val_every=$VAL time limit ${LIMIT}s"
 # 3. the runs (a run cut by the time limit still leaves its best.pt of the validations so far)
-for c in full no_selftrain; do
+for c in $CONFIGS; do
   timeout "$LIMIT" python3 -m mosslib train "${COMMON[@]}" --config $c --set optim.steps=$N --set optim.lr_decay_from=$DECAY \
     --set optim.val_every=$VAL --set optim.ckpt_every=$VAL --set optim.log_every=100 --out "$W/stage-$c" > "$W/stage-$c.log" 2>&1 &
   eval "pid_$c=$!"
 done
-for c in full no_selftrain; do eval "wait \$pid_$c"; rc=$?; echo "[$(el)s] $c exited $rc"; tail -2 "$W/stage-$c.log"; done
+for c in $CONFIGS; do eval "wait \$pid_$c"; rc=$?; echo "[$(el)s] $c exited $rc"; tail -2 "$W/stage-$c.log"; done
 python3 -m mosslib export "$W/stage-full" -o "$OUT/moss.pt" > "$W/export-full.log" 2>&1 || cat "$W/export-full.log"
-python3 -m mosslib export "$W/stage-no_selftrain" -o "$OUT/twin.pt" > "$W/export-twin.log" 2>&1 || cat "$W/export-twin.log"
+[ "${TWIN:-1}" = 0 ] || python3 -m mosslib export "$W/stage-no_selftrain" -o "$OUT/twin.pt" > "$W/export-twin.log" 2>&1 || cat "$W/export-twin.log"
 pack; ls -la "$OUT"; echo "[$(el)s] done"
