@@ -252,6 +252,8 @@ class Trainer:
         # thread would compete with the compute threads); results are the same either way
         self.prefetch = self.device.type == "cuda" if prefetch is None else bool(prefetch)
         self._prefetcher = None
+        self._deadline: float | None = None  # time.monotonic() by which fit() ends (--time-limit)
+        self._val_seconds = 0.0  # the last validation's duration: the final one must fit before the deadline
         if self.device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels once
             torch.backends.cudnn.benchmark = True
         self.rank, self.world = _rank(), _world()
@@ -470,12 +472,16 @@ class Trainer:
         fh.flush()
         self._lock_fh = fh
 
-    def fit(self, resume: bool = True, stop_at: int | None = None) -> dict:
-        """Train to ``optim.steps`` (or stop early at ``stop_at``, e.g. to test resuming);
-        returns the summary, also written to ``done.json`` when the run is complete."""
+    def fit(self, resume: bool = True, stop_at: int | None = None, time_limit: float | None = None) -> dict:
+        """Train to ``optim.steps`` (or stop early at ``stop_at``, e.g. to test resuming, or within
+        ``time_limit`` seconds of this call: when less than the last validation's duration is
+        left, the step in hand is validated and checkpointed, and a resume continues the same
+        schedule); returns the summary, also written to ``done.json``
+        when the run is complete (``summary["stopped"]`` says why it stopped early)."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock()
+        self._deadline = None if time_limit is None else time.monotonic() + float(time_limit)
         try:
             return self._fit(resume, stop_at)
         finally:
@@ -513,8 +519,9 @@ class Trainer:
             from .sampling import Prefetcher
 
             self._prefetcher = Prefetcher(self._make_batch, self.step)
+        stopped = None
         try:
-            self._loop(end, bar, t0, n0)
+            stopped = self._loop(end, bar, t0, n0)
         finally:
             if self._prefetcher is not None:
                 self._prefetcher.close()
@@ -529,12 +536,27 @@ class Trainer:
             "meta": self.meta,
             "segments": self.segments,
         }
+        if stopped:
+            summary["stopped"] = stopped
         if self.rank == 0 and self.step >= cfg.optim.steps:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", self.out / "done.json")
         return summary
 
-    def _loop(self, end: int, bar, t0: float, n0: int) -> None:
-        """Steps up to ``end``: log, validate (and keep ``best.pt``), checkpoint."""
+    def _out_of_time(self) -> bool:
+        """Whether the time limit is less than one validation away (the last one's duration, with
+        its saves; rank 0 decides, so all ranks stop at the same step)."""
+        if self._deadline is None:
+            return False
+        late = time.monotonic() + self._val_seconds >= self._deadline
+        if self.world > 1:
+            flag = torch.tensor([float(late)], device=self.device)
+            dist.broadcast(flag, 0)
+            late = bool(flag.item())
+        return late
+
+    def _loop(self, end: int, bar, t0: float, n0: int) -> str | None:
+        """Steps up to ``end``: log, validate (and keep ``best.pt``), checkpoint; returns
+        ``"time_limit"`` when it stopped there first (that step validated and checkpointed)."""
         cfg = self.cfg
         while self.step < end:
             terms = self.train_step()
@@ -544,7 +566,9 @@ class Trainer:
             record = {"step": self.step, **terms, "images_per_s": rate}
             if self.step == cfg.optim.pretrain_steps and self.rank == 0:
                 self.save("pretrain.pt")
-            if self.step % cfg.optim.val_every == 0 or self.step == cfg.optim.steps:
+            late = self.step < end and self._out_of_time()
+            if self.step % cfg.optim.val_every == 0 or self.step == cfg.optim.steps or late:
+                v0 = time.monotonic()
                 record.update(self.validate())
                 candidate = {"step": self.step, "psnr": record["val_psnr"], "ssim": record["val_ssim"]}
                 if cfg.optim.select_teacher:  # the EMA teacher is a candidate too (as in mean-teacher practice)
@@ -557,10 +581,14 @@ class Trainer:
                     self.best = candidate
                     self.save("best.pt", net=candidate.get("net", "student"))
                 self._log(record)
+                self._val_seconds = time.monotonic() - v0
             elif self.step % cfg.optim.log_every == 0:
                 self._log(record)
-            if self.step % cfg.optim.ckpt_every == 0 or self.step in (cfg.optim.steps, end):
+            if self.step % cfg.optim.ckpt_every == 0 or self.step in (cfg.optim.steps, end) or late:
                 self.save("checkpoint.pt")
+            if late:
+                return "time_limit"
+        return None
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -595,6 +623,10 @@ def add_arguments(p) -> None:
     p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
                    help="activation layout: auto (channels_last on CPU, contiguous on CUDA), channels_last or contiguous; "
                         "speed only, the same training (default %(default)s)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop within SECONDS of training (counted from the first step, start-up excluded): when less "
+                        "than one validation's time is left, the step in hand is validated and checkpointed, the exit "
+                        "status is 0, and --resume continues the same schedule")
     p.add_argument("--time-layouts", type=int, default=None, metavar="N",
                    help="do not train: time N steps of this configuration in each layout, side by side, print seconds "
                         "per step as JSON and exit (no run folder is written)")
@@ -670,7 +702,10 @@ def run(args) -> int:
         args.resume = True
     try:
         trainer = Trainer(cfg, out, device=args.device, quiet=args.quiet, memory_format=args.memory_format)
-        summary = trainer.fit(resume=args.resume)
+        if args.time_limit is not None and args.time_limit < 0:
+            print(f"error: --time-limit must be >= 0 seconds, got {args.time_limit}", file=sys.stderr)
+            return 2
+        summary = trainer.fit(resume=args.resume, time_limit=args.time_limit)
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
@@ -686,5 +721,9 @@ def run(args) -> int:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()
     if _rank() == 0:
-        print(json.dumps({"out": str(out), "steps": summary["steps"], "best": summary["best"]}))
+        if summary.get("stopped") == "time_limit":
+            print(f"[mosslib train] {out}: --time-limit reached at step {summary['steps']} of "
+                  f"{cfg.optim.steps}; checkpointed, --resume continues", file=sys.stderr)
+        print(json.dumps({"out": str(out), "steps": summary["steps"], "best": summary["best"],
+                          **({"stopped": summary["stopped"]} if "stopped" in summary else {})}))
     return 0

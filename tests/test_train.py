@@ -1,6 +1,7 @@
 """Trainer behaviour on the tiny embedded data (``smoke`` profile)."""
 import json
 import os
+import time
 
 import pytest
 import torch
@@ -64,6 +65,53 @@ def test_exact_resume(tmp_path):
     assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
     steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))  # no duplicated log lines after the resume
+
+
+def test_time_limit_validates_checkpoints_and_resumes_the_same_schedule(tmp_path, capsys, monkeypatch):
+    torch.use_deterministic_algorithms(True)
+    try:
+        cfg = smoke(**{"optim.steps": 5, "optim.val_every": 4, "optim.ckpt_every": 4})
+        Trainer(cfg, tmp_path / "a", quiet=True).fit()
+        cut = Trainer(cfg, tmp_path / "b", quiet=True).fit(time_limit=0)  # out of time after its first step
+        assert cut["steps"] == 1 and cut["stopped"] == "time_limit"
+        assert not (tmp_path / "b" / "done.json").exists()
+        assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 1
+        log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+        assert log[-1]["step"] == 1 and "val_psnr" in log[-1]  # the step in hand was validated
+        assert load_checkpoint(tmp_path / "b" / "best.pt")["step"] == 1
+        done = Trainer(cfg, tmp_path / "b", quiet=True).fit(resume=True, time_limit=3600)
+        assert done["steps"] == 5 and "stopped" not in done and (tmp_path / "b" / "done.json").exists()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    ca, cb = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    for k in ca["model"]:  # the cut changed nothing but an extra validation
+        assert torch.equal(ca["model"][k], cb["model"][k]), k
+    from mosslib import cli
+
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--quiet", "--out", "c",
+            "--set", "optim.steps=3", "--set", "optim.pretrain_steps=1"]
+    assert cli.main([*args, "--time-limit", "0"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out.strip().splitlines()[-1])["stopped"] == "time_limit" and "--resume continues" in out.err
+    assert cli.main([*args, "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 3
+    assert cli.main([*args[:-4], "--out", "d", "--time-limit", "-1"]) == 2
+
+
+def test_time_limit_keeps_room_for_the_final_validation(tmp_path):
+    class SlowValidation(Trainer):
+        def validate(self, net="student"):
+            time.sleep(0.8)
+            return super().validate(net)
+
+    cfg = smoke(**{"optim.steps": 8, "optim.val_every": 2, "optim.ckpt_every": 8, "optim.select_teacher": False})
+    tr = SlowValidation(cfg, tmp_path, quiet=True)
+    # step 2's validation ends ~0.9 s in: the next step is less than a validation (0.8 s) before
+    # the 1.6 s limit, so it stops there and validates, rather than at step 4's scheduled validation
+    summary = tr.fit(time_limit=1.6)
+    assert summary["stopped"] == "time_limit" and summary["steps"] == 3
+    assert tr._val_seconds >= 0.8
 
 
 def test_prefetched_batches_train_the_same_weights(tmp_path):

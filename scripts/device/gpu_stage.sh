@@ -15,16 +15,46 @@
 # BATCHES (16,32,64: time MOSS's step at each and train at the one with the most images per second
 # if 20 % ahead of the smallest, which must be the configured batch, lr scaled by sqrt(B / smallest);
 # one value skips the probe; BATCH_GAIN 1.2 the margin), TWIN (1; 0 trains MOSS alone), PROBE_STEPS (12), SMOKE_STEPS (40),
-# LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch, e.g. BATCH=2 BATCHES=2,4), N_FORCE.
+# LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch, e.g. BATCH=2 BATCHES=2,4), N_FORCE,
+# EXTRA_S (0; seconds of training that a second call will add: the step count is planned for both).
+#   bash scripts/device/gpu_stage.sh continue BUDGET_S [DEVICE]
+# a second call on the same warm machine: resumes the runs in WORK where the first call's time
+# limit stopped them, for BUDGET_S more seconds, and exports again (exit 6 if WORK is gone).
 set -u
+MODE=stage; [ "${1:-}" = continue ] && { MODE=continue; shift; }
 BUDGET=${1:-540}; DEV=${2:-cuda}; SMOKE_STEPS=${SMOKE_STEPS:-40}
 INIT=${INIT:-mosslib/weights/moss_cpu.pt}; PACK=${PACK:-.gpu/pack}
 T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 # the device's .git may be stale (the session's first commit): name the commit that trains
 [ -s .gpu/commit ] && export MOSSLIB_GIT_COMMIT=$(cat .gpu/commit)
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=${WORK:-/tmp/gpu-stage}; rm -rf "$W"; mkdir -p "$W"
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; W=${WORK:-$PWD/runs/gpu-stage}  # in the tree (ignored): the device keeps it between calls
+if [ $MODE = continue ]; then
+  [ -s "$W/configs" ] || { echo "continue: no stage in $W to continue (a fresh machine? the first call's files are final)"; exit 6; }
+else
+  rm -rf "$W"; mkdir -p "$W"
+fi
 exec > >(tee -a "$OUT/run.log") 2>&1
+pack() { tar czf "$OUT/meta.tgz" -C "$W" --exclude='*.pt' --exclude=data . 2>/dev/null; }
+# the runs of the stage (their commands saved in $W/cmd-*), each stopping itself (--time-limit:
+# the step in hand validated and checkpointed) START + 15 s before LIMIT; then the exports
+run_stage() {  # $1: LIMIT seconds from now; $2: extra train arguments (--resume)
+  local limit=$1 tl=$(( $1 - $(cat "$W/startup_s") - 15 )) c rc
+  [ $tl -lt 10 ] && tl=10
+  echo "[$(el)s] training: $CONFIGS for at most ${tl}s each (hard limit ${limit}s)"
+  for c in $CONFIGS; do
+    eval "timeout $limit $(cat "$W/cmd-$c") --time-limit $tl ${2:-}" >> "$W/stage-$c.log" 2>&1 &
+    eval "pid_$c=$!"
+  done
+  for c in $CONFIGS; do eval "wait \$pid_$c"; rc=$?; echo "[$(el)s] $c exited $rc"; tail -2 "$W/stage-$c.log"; done
+  python3 -m mosslib export "$W/stage-full" -o "$OUT/moss.pt" > "$W/export-full.log" 2>&1 || cat "$W/export-full.log"
+  [ "$CONFIGS" = full ] || python3 -m mosslib export "$W/stage-no_selftrain" -o "$OUT/twin.pt" > "$W/export-twin.log" 2>&1 || cat "$W/export-twin.log"
+  pack; ls -la "$OUT"; echo "[$(el)s] done"
+}
+if [ $MODE = continue ]; then  # a second call on the same warm machine: resume the runs where the first stopped
+  CONFIGS=$(cat "$W/configs"); echo "[$(el)s] continue: $CONFIGS in $W"
+  run_stage $(( BUDGET - 30 )) --resume; exit 0
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 python3 -c "import torch, numpy, skimage, PIL, tqdm; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'skimage', skimage.__version__)" || exit 3
 python3 scripts/device/unpack_data.py "$W/data" "$PACK" || exit 3
@@ -32,7 +62,6 @@ echo "[$(el)s] unpacked"
 COMMON=(--profile cpu --data "$W/data" --init-from "$INIT" --device "$DEV" --precision bf16 --quiet
   --set optim.pretrain_steps=0 --set data.crop=256 --set data.batch_size=16 --set data.val_extra_rain=dense,heavy
   --set optim.select_teacher=true ${LOCAL_SET:-})
-pack() { tar czf "$OUT/meta.tgz" -C "$W" --exclude='*.pt' --exclude=data . 2>/dev/null; }
 # 0. the activation layout: MOSS's whole training step timed in both, side by side in one process
 LAYOUT=${LAYOUT:-probe}; RATIO=1
 if [ "$LAYOUT" = probe ]; then
@@ -94,23 +123,21 @@ for c in os.environ["CONFIGS"].split():
     over.append(wall - t(k))  # start-up + one validation + exit
 # the smoke's steps overlap the other run's start-up, so they run faster than side by side: floor
 step, start = max(max(steps), floor), max(over)
-avail = budget - now - start - 30  # export and packing
+avail = budget - now - start - 30 + float(os.environ.get("EXTRA_S", "0"))  # export and packing; a second call
 n = int(avail / (step * 1.08 + 6.0 / 1000) / 500) * 500  # 8 % slack; a validation (two nets) ~ 6 s per 1,000 steps
 n = max(500, min(n, 40000))
 val = 1000 if n >= 4000 else 500
 print(n, (n // 3) // 100 * 100, val, max(60, int(budget - now - 30)))
+open(f"{w}/startup_s", "w").write(f"{int(start + 1)}\n")
 print(f"plan: smoke step {steps} s (planned {step:.3f}), start-up {over} s, {avail:.0f} s left -> {n} steps", file=sys.stderr)
 PY
 )
 [ -n "${N_FORCE:-}" ] && { N=$N_FORCE; DECAY=$((N / 3)); VAL=$((N / 2)); }
 echo "[$(el)s] plan: steps=$N lr_decay_from=$DECAY val_every=$VAL time limit ${LIMIT}s"
 # 3. the runs (a run cut by the time limit still leaves its best.pt of the validations so far)
+echo "$CONFIGS" > "$W/configs"
 for c in $CONFIGS; do
-  timeout "$LIMIT" python3 -m mosslib train "${COMMON[@]}" --config $c --set optim.steps=$N --set optim.lr_decay_from=$DECAY \
-    --set optim.val_every=$VAL --set optim.ckpt_every=$VAL --set optim.log_every=100 --out "$W/stage-$c" > "$W/stage-$c.log" 2>&1 &
-  eval "pid_$c=$!"
+  printf '%q ' python3 -m mosslib train "${COMMON[@]}" --config $c --set optim.steps=$N --set optim.lr_decay_from=$DECAY \
+    --set optim.val_every=$VAL --set optim.ckpt_every=$((VAL / 2)) --set optim.log_every=100 --out "$W/stage-$c" > "$W/cmd-$c"
 done
-for c in $CONFIGS; do eval "wait \$pid_$c"; rc=$?; echo "[$(el)s] $c exited $rc"; tail -2 "$W/stage-$c.log"; done
-python3 -m mosslib export "$W/stage-full" -o "$OUT/moss.pt" > "$W/export-full.log" 2>&1 || cat "$W/export-full.log"
-[ "${TWIN:-1}" = 0 ] || python3 -m mosslib export "$W/stage-no_selftrain" -o "$OUT/twin.pt" > "$W/export-twin.log" 2>&1 || cat "$W/export-twin.log"
-pack; ls -la "$OUT"; echo "[$(el)s] done"
+run_stage "$LIMIT"
