@@ -316,6 +316,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state()},
             "meta": self.meta,
             "segments": self.segments,
+            "val_seconds": self._val_seconds,  # the last validation's duration (--time-limit after a resume)
         }
 
     def save(self, name: str = "checkpoint.pt", net: str = "student") -> Path:
@@ -343,6 +344,7 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.best = dict(ckpt["best"])
         torch.set_rng_state(ckpt["rng"]["torch"])
+        self._val_seconds = float(ckpt.get("val_seconds", 0.0))
         # older checkpoints hold no segments: their meta was recorded at their last save
         earlier = ckpt.get("segments") or ([{"from_step": 0, **ckpt["meta"]}] if ckpt.get("meta") else [])
         self.segments = [*earlier, {"from_step": self.step, **self.meta}]

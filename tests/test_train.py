@@ -79,6 +79,10 @@ def test_time_limit_validates_checkpoints_and_resumes_the_same_schedule(tmp_path
         log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
         assert log[-1]["step"] == 1 and "val_psnr" in log[-1]  # the step in hand was validated
         assert load_checkpoint(tmp_path / "b" / "best.pt")["step"] == 1
+        saved = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["val_seconds"]
+        resumed = Trainer(cfg, tmp_path / "b", quiet=True)
+        resumed.load(tmp_path / "b" / "checkpoint.pt")
+        assert saved > 0 and resumed._val_seconds == saved  # a resumed run keeps its margin for the final validation
         done = Trainer(cfg, tmp_path / "b", quiet=True).fit(resume=True, time_limit=3600)
         assert done["steps"] == 5 and "stopped" not in done and (tmp_path / "b" / "done.json").exists()
     finally:
