@@ -10,6 +10,7 @@ dropped-label rainy images. The test set is not touched here.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,15 +52,12 @@ def _rained_validation(cleans: list, styles: str, seed: int) -> list:
     """[(style, (rainy, clean))]: each of ``styles`` ("dense,heavy") rendered once on every clean image."""
     if not styles:
         return []
-    from .rain import render_rain
-
-    out = []
-    for s, style in enumerate(x.strip() for x in styles.split(",") if x.strip()):
-        for i, clean in enumerate(cleans):
-            # a seed stream of its own: never one of the training pairs' renderings
-            rainy, _, _ = render_rain(clean, style, seed=7_000_001 + seed * 1_000_003 + s * 100_003 + i)
-            out.append((style, (rainy, clean)))
-    return out
+    # a seed stream of its own: never one of the training pairs' renderings
+    jobs = [(style, clean, 7_000_001 + seed * 1_000_003 + s * 100_003 + i)
+            for s, style in enumerate(x.strip() for x in styles.split(",") if x.strip())
+            for i, clean in enumerate(cleans)]
+    rendered = render_many([(clean, style, k) for style, clean, k in jobs])
+    return [(style, (rainy, clean)) for (style, clean, _), rainy in zip(jobs, rendered)]
 
 
 @dataclass
@@ -79,6 +77,21 @@ class TrainData:
         return ", ".join(f"{k}={v}" for k, v in self.counts.items())
 
 
+def render_many(jobs: list, workers: int | None = None) -> list:
+    """``[render_rain(clean, style, seed)[0] for clean, style, seed in jobs]``, in order, on
+    ``workers`` threads (default: up to 8 of the machine's cores; numpy and scipy release the GIL).
+    Each rendering is a function of its own seed, so the result does not depend on ``workers``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .rain import render_rain
+
+    workers = max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
+    if workers == 1 or len(jobs) < 2:
+        return [render_rain(clean, style, seed=seed)[0] for clean, style, seed in jobs]
+    with ThreadPoolExecutor(workers, thread_name_prefix="mosslib-rain") as pool:
+        return list(pool.map(lambda job: render_rain(job[0], job[1], seed=job[2])[0], jobs))
+
+
 def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> TrainData:
     from .data import open_dataset
     from .sampling import ImageBank, ImageSampler, PairSampler, limited_labels, validation_split
@@ -91,18 +104,17 @@ def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Trai
     bank = ImageBank(labeled_pairs)
     n_extra = 0
     if d.extra_rain and d.extra_rain_copies > 0:
-        from .rain import render_rain
-
         cleans = list(bank.targets)
-        for s, style in enumerate(d.extra_rain.split(",")):
-            for copy in range(d.extra_rain_copies):
-                for i, clean in enumerate(cleans):
-                    seed = cfg.seed * 1_000_003 + (s * 97 + copy) * 100_003 + i
-                    rainy, _, _ = render_rain(clean, style.strip(), seed=seed)
-                    bank.inputs.append(rainy)
-                    bank.targets.append(clean)
-                    bank.names.append(f"{bank.names[i]}-{style.strip()}{copy}")
-                    n_extra += 1
+        jobs = [(i, style.strip(), copy, cfg.seed * 1_000_003 + (s * 97 + copy) * 100_003 + i)
+                for s, style in enumerate(d.extra_rain.split(","))
+                for copy in range(d.extra_rain_copies)
+                for i in range(len(cleans))]
+        rendered = render_many([(cleans[i], style, seed) for i, style, _, seed in jobs])
+        for (i, style, copy, _), rainy in zip(jobs, rendered):
+            bank.inputs.append(rainy)
+            bank.targets.append(cleans[i])
+            bank.names.append(f"{bank.names[i]}-{style}{copy}")
+            n_extra += 1
     sources = list(dropped)
     n_folder = 0
     if d.unlabeled:

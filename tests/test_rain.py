@@ -107,3 +107,17 @@ def test_any_image_size(shape):
     for style in STYLES:
         rainy, _, rain = render_rain(img, style, 0)
         assert rainy.shape == shape and rain.shape == shape[:2]
+
+
+def test_render_many_is_ordered_and_independent_of_threads():
+    from mosslib.trainset import render_many
+
+    rng = np.random.default_rng(0)
+    cleans = [rng.integers(0, 256, (24 + i, 32, 3), dtype=np.uint8) for i in range(5)]
+    jobs = [(c, style, 10 + k) for k, (c, style) in enumerate((c, s) for s in ("dense", "heavy") for c in cleans)]
+    serial = render_many(jobs, workers=1)
+    assert len(serial) == len(jobs) and all(r.shape == j[0].shape for r, j in zip(serial, jobs))
+    assert all(np.array_equal(r, render_rain(c, s, seed=k)[0]) for r, (c, s, k) in zip(serial, jobs))
+    for workers in (3, None):
+        assert all(np.array_equal(a, b) for a, b in zip(render_many(jobs, workers=workers), serial))
+    assert render_many([]) == []
