@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -245,3 +246,16 @@ def render_rain(
         out = (1.0 - t) * out + t * st.haze_light
     rainy = np.clip(np.rint(np.clip(out, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
     return rainy, clean.copy(), rain
+
+
+def render_many(jobs: list, workers: int | None = None) -> list:
+    """``[render_rain(clean, style, seed)[0] for clean, style, seed in jobs]``, in order, on
+    ``workers`` threads (default: up to 8 of the machine's cores; numpy and scipy release the GIL).
+    Each rendering is a function of its own seed, so the result does not depend on ``workers``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
+    if workers == 1 or len(jobs) < 2:
+        return [render_rain(clean, style, seed=seed)[0] for clean, style, seed in jobs]
+    with ThreadPoolExecutor(workers, thread_name_prefix="mosslib-rain") as pool:
+        return list(pool.map(lambda job: render_rain(job[0], job[1], seed=job[2])[0], jobs))

@@ -679,6 +679,9 @@ def run(args) -> int:
             return 2
         print(json.dumps(res))
         return 0
+    if args.time_limit is not None and args.time_limit < 0:
+        print(f"error: --time-limit must be >= 0 seconds, got {args.time_limit}", file=sys.stderr)
+        return 2
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         backend = "nccl" if args.device.startswith("cuda") else "gloo"
@@ -704,9 +707,6 @@ def run(args) -> int:
         args.resume = True
     try:
         trainer = Trainer(cfg, out, device=args.device, quiet=args.quiet, memory_format=args.memory_format)
-        if args.time_limit is not None and args.time_limit < 0:
-            print(f"error: --time-limit must be >= 0 seconds, got {args.time_limit}", file=sys.stderr)
-            return 2
         summary = trainer.fit(resume=args.resume, time_limit=args.time_limit)
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,6 @@ dropped-label rainy images. The test set is not touched here.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +51,8 @@ def _rained_validation(cleans: list, styles: str, seed: int) -> list:
     """[(style, (rainy, clean))]: each of ``styles`` ("dense,heavy") rendered once on every clean image."""
     if not styles:
         return []
+    from .rain import render_many
+
     # a seed stream of its own: never one of the training pairs' renderings
     jobs = [(style, clean, 7_000_001 + seed * 1_000_003 + s * 100_003 + i)
             for s, style in enumerate(x.strip() for x in styles.split(",") if x.strip())
@@ -77,21 +78,6 @@ class TrainData:
         return ", ".join(f"{k}={v}" for k, v in self.counts.items())
 
 
-def render_many(jobs: list, workers: int | None = None) -> list:
-    """``[render_rain(clean, style, seed)[0] for clean, style, seed in jobs]``, in order, on
-    ``workers`` threads (default: up to 8 of the machine's cores; numpy and scipy release the GIL).
-    Each rendering is a function of its own seed, so the result does not depend on ``workers``."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .rain import render_rain
-
-    workers = max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
-    if workers == 1 or len(jobs) < 2:
-        return [render_rain(clean, style, seed=seed)[0] for clean, style, seed in jobs]
-    with ThreadPoolExecutor(workers, thread_name_prefix="mosslib-rain") as pool:
-        return list(pool.map(lambda job: render_rain(job[0], job[1], seed=job[2])[0], jobs))
-
-
 def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> TrainData:
     from .data import open_dataset
     from .sampling import ImageBank, ImageSampler, PairSampler, limited_labels, validation_split
@@ -104,6 +90,8 @@ def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Trai
     bank = ImageBank(labeled_pairs)
     n_extra = 0
     if d.extra_rain and d.extra_rain_copies > 0:
+        from .rain import render_many
+
         cleans = list(bank.targets)
         jobs = [(i, style.strip(), copy, cfg.seed * 1_000_003 + (s * 97 + copy) * 100_003 + i)
                 for s, style in enumerate(d.extra_rain.split(","))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosslib.rain import STYLES, RainStyle, get_style, render_rain, streak_kernel
+from mosslib.rain import STYLES, RainStyle, get_style, render_many, render_rain, streak_kernel
 
 GREY = np.full((96, 96, 3), 60, np.uint8)
 
@@ -110,8 +110,6 @@ def test_any_image_size(shape):
 
 
 def test_render_many_is_ordered_and_independent_of_threads():
-    from mosslib.trainset import render_many
-
     rng = np.random.default_rng(0)
     cleans = [rng.integers(0, 256, (24 + i, 32, 3), dtype=np.uint8) for i in range(5)]
     jobs = [(c, style, 10 + k) for k, (c, style) in enumerate((c, s) for s in ("dense", "heavy") for c in cleans)]
