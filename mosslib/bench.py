@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -69,7 +68,7 @@ __all__ = [
     "peak_memory_mb",
     "time_interleaved",
     "train_throughput",
-    "time_train_layouts",
+    "device_name",
     "evaluate_targets",
     "write_csv",
 ]
@@ -263,71 +262,6 @@ def train_throughput(batch: int, crop: int, precisions=("fp32", "bf16"), steps: 
     return {p: batch / statistics.median(v) for p, v in t.items()}
 
 
-def _time_trainers(variants: dict, device, steps: int, warmup: int) -> dict[str, float]:
-    """Median seconds per whole ``Trainer.train_step`` of each ``{name: (cfg, memory_format)}``
-    (configurations that differ at most in the batch size), timed in alternating rounds in one
-    process; each variant's batches are made beforehand, as a prefetching run sees them."""
-    import tempfile
-
-    from .train import Trainer
-    from .trainset import build_training_data
-
-    device = torch.device(device)
-    base = build_training_data(next(iter(variants.values()))[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        fns = {}
-        for name, (cfg, fmt) in variants.items():
-            data = base.with_batch_size(cfg.data.batch_size)
-            t = Trainer(cfg, Path(tmp) / name, device=str(device), quiet=True, prefetch=False, memory_format=fmt, data=data)
-            batches = [t._make_batch(k) for k in range(warmup + steps)]
-            fns[name] = lambda t=t, b=batches: t.train_step(b[t.step])
-        times = time_interleaved(fns, steps, warmup=warmup, device=device)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def time_train_layouts(cfg, device="cpu", steps: int = 20, warmup: int = 3) -> dict:
-    """Seconds per training step of ``cfg`` (the whole ``Trainer.train_step``: teacher, memory,
-    EMA and optimiser included; batches made beforehand, as a prefetching run sees them) with
-    contiguous and with channels_last activations, in alternating rounds in one process."""
-    s = _time_trainers({f: (cfg, f) for f in ("contiguous", "channels_last")}, device, steps, warmup)
-    faster = min(s, key=s.get)
-    return {"device": _device_name(torch.device(device)), "steps": steps, "batch": cfg.data.batch_size,
-            "crop": cfg.data.crop, "precision": cfg.optim.precision, "s_per_step": s, "faster": faster,
-            "contiguous_over_channels_last": s["contiguous"] / s["channels_last"]}
-
-
-def time_train_batches(cfg, batch_sizes, device="cpu", steps: int = 10, warmup: int = 3,
-                       memory_format: str = "auto") -> dict:
-    """Seconds per training step and labeled images per second of ``cfg`` at each batch size (the
-    same crops, layout and precision), in alternating rounds in one process: a small network
-    leaves a GPU idle at the paper's batch, and a larger one may train more images per second."""
-    sizes = sorted({int(b) for b in batch_sizes})
-    if not sizes or sizes[0] < 1:
-        raise ValueError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
-    variants = {str(b): (dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=b)), memory_format)
-                for b in sizes}
-    s = _time_trainers(variants, device, steps, warmup)
-    ips = {b: int(b) / t for b, t in s.items()}
-    best = max(ips, key=ips.get)
-    return {"device": _device_name(torch.device(device)), "steps": steps, "crop": cfg.data.crop,
-            "precision": cfg.optim.precision, "memory_format": memory_format, "lr": cfg.optim.lr,
-            "s_per_step": s, "images_per_s": ips, "fastest_images_per_s": int(best),
-            "speedup_over_smallest": ips[best] / ips[str(sizes[0])]}
-
-
-def choose_batch(timing: dict, min_gain: float = 1.2) -> dict:
-    """From :func:`time_train_batches`'s result: the batch with the most images per second if it
-    trains ``min_gain`` times the images per second of the smallest (the configured batch), else
-    the smallest; Adam's lr scaled by sqrt(B / smallest); ``step_ratio`` its step time over the
-    smallest's."""
-    ips, t = timing["images_per_s"], timing["s_per_step"]
-    b0 = min(map(int, ips))
-    best = max(map(int, ips), key=lambda b: ips[str(b)])
-    b = best if ips[str(best)] >= min_gain * ips[str(b0)] else b0
-    return {"configured": b0, "batch": b, "lr": timing["lr"] * math.sqrt(b / b0),
-            "step_ratio": t[str(b)] / t[str(b0)], "gain": ips[str(b)] / ips[str(b0)]}
-
-
 # -- PSNR check ---------------------------------------------------------------------------------
 def _default_data_root() -> Path | None:
     env = os.environ.get("DATA_ROOT")
@@ -368,7 +302,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
     threads = torch.get_num_threads()
     _log(f"bench: {device}, {threads} threads, sizes {sizes}, {repeats} repeats"
          + (" (quick mode: tiny sizes, numbers are not meaningful)" if quick else ""))
-    result: dict = {"device": _device_name(device), "threads": threads, "quick": quick, "sizes": list(sizes),
+    result: dict = {"device": device_name(device), "threads": threads, "quick": quick, "sizes": list(sizes),
                     "repeats": repeats, "torch": torch.__version__, "cpu": fast.cpu_info(),
                     "loadavg_start": _loadavg()}
     work = ceiling_work(device, quick)  # timed in the same rounds as the networks at the first size
@@ -507,7 +441,8 @@ class _MemoryTimer:
         return list(self.calls)
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model with its thread count (recorded beside every timing)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     import platform

@@ -41,7 +41,8 @@ def trained(
     quiet: bool = False,
 ) -> Path:
     """The folder of a finished run of this configuration (trained or resumed when needed)."""
-    from .train import Trainer, extend_run, fork_pretrained
+    from .lineage import extend_run, fork_pretrained
+    from .train import Trainer
 
     cfg = make_config(profile, config, data_root=data_root, overrides=overrides, seed=seed, arch=arch)
     out = run_dir(cfg, runs_dir)
@@ -59,9 +60,9 @@ def trained(
 
 
 def shorter_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path | None:
-    """The furthest-trained run of the same profile that ``cfg`` continues (see ``train.extends``):
+    """The furthest-trained run of the same profile that ``cfg`` continues (see ``lineage.extends``):
     the same configuration with fewer steps, e.g. after a profile's budget was raised."""
-    from .train import extends
+    from .lineage import extends
 
     best, best_step = None, -1
     for ckpt in sorted((Path(runs_dir) / cfg.profile).glob("*/checkpoint.pt")):
@@ -79,7 +80,7 @@ def shorter_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> P
 
 def pretrained_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path | None:
     """A run of the same profile whose pre-training ``cfg`` can share (see ``fork_pretrained``)."""
-    from .train import pretraining_matches
+    from .lineage import pretraining_matches
 
     for pre in sorted((Path(runs_dir) / cfg.profile).glob("*/pretrain.pt")):
         try:

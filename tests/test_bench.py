@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mosslib import bench, cli
+from mosslib import bench, cli, trainprobe
 from mosslib.baselines import MODEL_NAMES
 
 
@@ -137,10 +137,10 @@ def test_ceilings_alone_quick():
 def test_choose_batch_needs_the_margin_and_scales_lr():
     timing = {"lr": 1e-4, "s_per_step": {"16": 0.10, "32": 0.12, "64": 0.30},
               "images_per_s": {"16": 160.0, "32": 266.7, "64": 213.3}}
-    c = bench.choose_batch(timing)
+    c = trainprobe.choose_batch(timing)
     assert c["configured"] == 16 and c["batch"] == 32  # the most images per second, 1.67x
     assert c["lr"] == pytest.approx(1e-4 * math.sqrt(2)) and c["step_ratio"] == pytest.approx(1.2)
-    assert bench.choose_batch(timing, min_gain=2.0)["batch"] == 16  # not enough ahead: keep the configured batch
+    assert trainprobe.choose_batch(timing, min_gain=2.0)["batch"] == 16  # not enough ahead: keep the configured batch
     flat = {"lr": 2e-4, "s_per_step": {"16": 0.1, "64": 0.39}, "images_per_s": {"16": 160.0, "64": 164.1}}
-    c = bench.choose_batch(flat)
+    c = trainprobe.choose_batch(flat)
     assert c["batch"] == 16 and c["lr"] == 2e-4 and c["step_ratio"] == 1.0 and c["gain"] == 1.0

@@ -1,7 +1,6 @@
 """Exporting a run's best model: fp16 storage, a model card, scores of the stored weights."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -88,7 +87,7 @@ def test_cli_export(smoke_run, tmp_path, capsys):
 
 def test_card_of_a_warm_started_run_carries_its_lineage(smoke_run, tmp_path):
     """A run started with --init-from names the file, its hash and that model's card (no scores)."""
-    from mosslib.train import file_sha256
+    from mosslib.lineage import file_sha256
 
     parent = tmp_path / "parent.pt"
     export_model(smoke_run, parent)

@@ -1,5 +1,4 @@
 """The int8 path: its walk is MOEDN's forward, its output stays close to fp32, and it falls back cleanly."""
-import numpy as np
 import pytest
 import torch
 

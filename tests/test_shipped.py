@@ -1,6 +1,5 @@
 """The model that ships inside the package (``mosslib/weights/moss_cpu.pt``) and its card."""
 import json
-import re
 from pathlib import Path
 
 import pytest

@@ -266,7 +266,7 @@ def _same_state(pa, pb):
 
 @pytest.mark.parametrize("ablation", ["no_selftrain", "no_tv"])
 def test_fork_from_pretraining_equals_training_from_scratch(ablation, tmp_path):
-    from mosslib.train import fork_pretrained
+    from mosslib.lineage import fork_pretrained
 
     torch.use_deterministic_algorithms(True)
     try:
@@ -287,7 +287,7 @@ def test_fork_from_pretraining_equals_training_from_scratch(ablation, tmp_path):
 
 
 def test_fork_refuses_a_run_with_other_pretraining(tmp_path):
-    from mosslib.train import fork_pretrained
+    from mosslib.lineage import fork_pretrained
 
     Trainer(smoke("full"), tmp_path / "full", quiet=True).fit()
     for other in (smoke("no_memory"), smoke("no_selftrain", **{"optim.lr": 3e-4})):
@@ -324,7 +324,7 @@ def test_cli_fork_from(tmp_path, capsys):
 
 
 def test_lr_schedule_is_fixed_then_cosine_to_the_final_fraction():
-    from mosslib.train import lr_at
+    from mosslib.lineage import lr_at
 
     fixed = smoke("full", **{"optim.steps": 100}).optim
     assert {lr_at(fixed, s) for s in range(100)} == {fixed.lr}
@@ -339,7 +339,7 @@ def test_extending_a_run_equals_training_the_longer_run_from_scratch(tmp_path):
     """A run of 4 steps at a fixed lr, extended to 8 steps with a decay from step 5, ends in the
     very state of the 8-step run trained from scratch; a decay that starts too early is refused."""
     from mosslib.experiments import shorter_sibling
-    from mosslib.train import extend_run
+    from mosslib.lineage import extend_run
 
     short = smoke("full", **{"optim.steps": 4})
     long = smoke("full", **{"optim.steps": 8, "optim.lr_decay_from": 5})
@@ -371,7 +371,7 @@ def test_warm_start_from_a_model_checkpoint(tmp_path, capsys):
     file's SHA-256 in its configuration, and refuses a changed file or another architecture."""
     from mosslib.checkpoint import save_model
     from mosslib.cli import main
-    from mosslib.train import file_sha256, warm_start
+    from mosslib.lineage import file_sha256, warm_start
 
     Trainer(smoke("full"), tmp_path / "src", quiet=True).fit()
     init = save_model(load_model(tmp_path / "src"), tmp_path / "init.pt", dtype=torch.float16)
