@@ -57,6 +57,9 @@ def selection_rule(config: dict) -> str:
                  "on its clean images (one group each)")
     if (config.get("optim") or {}).get("select_teacher"):
         rule += "; at each validation the student and its EMA teacher (Eq. 7) are both candidates"
+    floor = (config.get("optim") or {}).get("select_min_labeled", 0.0)
+    if floor:
+        rule += f"; a candidate scoring below {floor} dB on the labeled pairs alone is passed over"
     return rule
 
 
@@ -99,11 +102,23 @@ def _write(model, out: Path, card: dict, dtype) -> dict:
     return card
 
 
+def _select_floor(run: Path) -> float:
+    """The run's ``optim.select_min_labeled`` from its config.json (0.0 when unreadable)."""
+    try:
+        return float(json.loads((run / "config.json").read_text())["optim"].get("select_min_labeled", 0.0))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dict[str, str] | None = None,
                  progress: bool = False) -> dict:
     """Write ``out`` (weights) and ``out.json`` (card); returns the card. ``evals``: name -> test folder."""
     run, out = Path(run), Path(out)
     if not (run / "best.pt").is_file():
+        floor = _select_floor(run)
+        if floor and (run / "checkpoint.pt").is_file():
+            raise CheckpointError(f"{run}: no best.pt: no validation of this run reached optim.select_min_labeled={floor} "
+                                  "dB on the labeled pairs (log.jsonl: below_select_min_labeled)")
         raise CheckpointError(f"{run}: not a finished training run folder (no best.pt)")
     card = model_card(run)
     card["storage"] = "fp16" if half else "fp32"

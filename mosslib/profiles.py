@@ -70,6 +70,7 @@ class OptimConfig:
     precision: str = "fp32"  # "fp32" | "bf16" (autocast)
     grad_clip: float = 0.0  # 0: off
     select_teacher: bool = False  # also validate the EMA teacher (Eq. 7); the better of the two is the candidate (ours)
+    select_min_labeled: float = 0.0  # a candidate whose PSNR on the labeled validation pairs is below this is passed over (0: off; ours)
     init_from: str = ""  # warm start: a model checkpoint whose weights (and memory) replace the initialisation
     init_sha256: str = ""  # the content hash of init_from (checked at the start; part of the run's identity)
     val_every: int = 100
@@ -191,7 +192,8 @@ def config_from_dict(data: dict) -> TrainConfig:
 # Fields added after runs were cached, left out of the hash while at these defaults (which
 # reproduce the behaviour from before they existed), so those runs keep their folders.
 _HASH_OMITTED_AT_DEFAULT = {
-    "optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": "", "select_teacher": False},
+    "optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": "", "select_teacher": False,
+              "select_min_labeled": 0.0},
     "data": {"val_extra_rain": ""},
 }
 

@@ -372,6 +372,9 @@ class Trainer:
         }
         if stopped:
             summary["stopped"] = stopped
+        if self.best["step"] < 0 and cfg.optim.select_min_labeled:
+            warnings.warn(f"{self.out}: no validation reached optim.select_min_labeled={cfg.optim.select_min_labeled} dB "
+                          "on the labeled pairs; no best.pt was written", RuntimeWarning, stacklevel=2)
         if self.rank == 0 and self.step >= cfg.optim.steps:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", self.out / "done.json")
         return summary
@@ -404,14 +407,14 @@ class Trainer:
             if self.step % cfg.optim.val_every == 0 or self.step == cfg.optim.steps or late:
                 v0 = time.monotonic()
                 record.update(self.validate())
-                candidate = {"step": self.step, "psnr": record["val_psnr"], "ssim": record["val_ssim"]}
+                teacher = None
                 if cfg.optim.select_teacher:  # the EMA teacher is a candidate too (as in mean-teacher practice)
                     teacher = self.validate("teacher")
                     record.update({f"teacher_{k}": v for k, v in teacher.items()})
-                    candidate["net"] = "student"
-                    if teacher["val_psnr"] > record["val_psnr"]:
-                        candidate = {"step": self.step, "psnr": teacher["val_psnr"], "ssim": teacher["val_ssim"], "net": "teacher"}
-                if candidate["psnr"] > self.best["psnr"]:
+                candidate = pick_candidate(self.step, record, teacher, cfg.optim.select_min_labeled)
+                if candidate is None:
+                    record["below_select_min_labeled"] = True
+                elif candidate["psnr"] > self.best["psnr"]:
                     self.best = candidate
                     self.save("best.pt", net=candidate.get("net", "student"))
                 self._log(record)
@@ -423,6 +426,19 @@ class Trainer:
             if late:
                 return "time_limit"
         return None
+
+
+def pick_candidate(step: int, student: dict, teacher: dict | None = None, min_labeled: float = 0.0) -> dict | None:
+    """One validation's selection candidate: the higher validation mean of the student and (when
+    validated) the EMA teacher, the student on ties, among those whose labeled group
+    (``val_psnr_labeled``, else all pairs) reaches ``min_labeled``; None when neither does."""
+    options = [("student", student)] + ([("teacher", teacher)] if teacher is not None else [])
+    eligible = [(n, r) for n, r in options if r.get("val_psnr_labeled", r["val_psnr"]) >= min_labeled]
+    if not eligible:
+        return None
+    name, r = max(eligible, key=lambda o: o[1]["val_psnr"])  # max keeps the first of equals: the student
+    candidate = {"step": step, "psnr": r["val_psnr"], "ssim": r["val_ssim"]}
+    return {**candidate, "net": name} if teacher is not None else candidate
 
 
 # -- command line -----------------------------------------------------------------------------

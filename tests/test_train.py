@@ -596,3 +596,36 @@ def test_cli_time_batches_writes_no_run(tmp_path, capsys, monkeypatch):
     for bad in (["--time-batches", "0,2"], ["--time-batches", "x"], ["--time-batches", "2", "--time-steps", "0"]):
         assert cli.main(["train", "--profile", "smoke", "--data", "", *bad]) == 2
         assert "--time-batches" in capsys.readouterr().err
+
+
+def test_pick_candidate_prefers_the_higher_mean_among_those_above_the_labeled_floor():
+    from mosslib.train import pick_candidate
+
+    s = {"val_psnr": 29.62, "val_ssim": 0.92, "val_psnr_labeled": 32.13}
+    t = {"val_psnr": 29.56, "val_ssim": 0.93, "val_psnr_labeled": 32.17}
+    assert pick_candidate(5, s) == {"step": 5, "psnr": 29.62, "ssim": 0.92}  # no teacher: no "net"
+    assert pick_candidate(5, s, t)["net"] == "student"
+    assert pick_candidate(5, s, t, 32.159) == {"step": 5, "psnr": 29.56, "ssim": 0.93, "net": "teacher"}
+    assert pick_candidate(5, s, t, 32.2) is None and pick_candidate(5, s, None, 32.2) is None
+    assert pick_candidate(5, s, dict(s))["net"] == "student"  # ties: the student
+    # without val_extra_rain there are no groups: the floor applies to the mean over all pairs
+    assert pick_candidate(1, {"val_psnr": 30.0, "val_ssim": 0.9}, None, 29.0)["psnr"] == 30.0
+
+
+def test_select_min_labeled_passes_over_candidates_below_it(tmp_path):
+    from mosslib.config import to_dict
+    from mosslib.export import export_model, selection_rule
+    from mosslib.checkpoint import CheckpointError
+
+    base = smoke()
+    cfg = smoke(**{"optim.select_min_labeled": "1000"})  # unreachable: no candidate qualifies
+    assert config_hash(base) == config_hash(smoke(**{"optim.select_min_labeled": "0"}))
+    assert config_hash(cfg) != config_hash(base)
+    with pytest.warns(RuntimeWarning, match="select_min_labeled"):
+        summary = Trainer(cfg, tmp_path, quiet=True).fit()
+    assert summary["best"]["step"] == -1 and not (tmp_path / "best.pt").exists()
+    rec = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines() if "val_psnr" in line]
+    assert rec and all(r["below_select_min_labeled"] for r in rec)
+    with pytest.raises(CheckpointError, match="select_min_labeled=1000"):
+        export_model(tmp_path, tmp_path / "m.pt")
+    assert "passed over" in selection_rule(to_dict(cfg)) and "passed over" not in selection_rule(to_dict(base))

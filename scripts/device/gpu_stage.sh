@@ -16,7 +16,9 @@
 # if 20 % ahead of the smallest, which must be the configured batch, lr scaled by sqrt(B / smallest);
 # one value skips the probe; BATCH_GAIN 1.2 the margin), TWIN (1; 0 trains MOSS alone), PROBE_STEPS (12), SMOKE_STEPS (40),
 # LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch, e.g. BATCH=2 BATCHES=2,4), N_FORCE,
-# EXTRA_S (0; seconds of training that a second call will add: the step count is planned for both).
+# EXTRA_S (0; seconds of training that a second call will add: the step count is planned for both),
+# FLOOR (unset: off; e.g. 32.159, the shipped model's Rain100L validation group: both runs pass
+# over candidates below it, `optim.select_min_labeled`).
 #   bash scripts/device/gpu_stage.sh continue BUDGET_S [DEVICE]
 # a second call on the same warm machine: resumes the runs in WORK where the first call's time
 # limit stopped them, for BUDGET_S more seconds, and exports again (exit 6 if WORK is gone).
@@ -61,7 +63,7 @@ python3 scripts/device/unpack_data.py "$W/data" "$PACK" || exit 3
 echo "[$(el)s] unpacked"
 COMMON=(--profile cpu --data "$W/data" --init-from "$INIT" --device "$DEV" --precision bf16 --quiet
   --set optim.pretrain_steps=0 --set data.crop=256 --set data.batch_size=16 --set data.val_extra_rain=dense,heavy
-  --set optim.select_teacher=true ${LOCAL_SET:-})
+  --set optim.select_teacher=true ${FLOOR:+--set optim.select_min_labeled=$FLOOR} ${LOCAL_SET:-})
 # 0. the activation layout: MOSS's whole training step timed in both, side by side in one process
 LAYOUT=${LAYOUT:-probe}; RATIO=1
 if [ "$LAYOUT" = probe ]; then
