@@ -22,6 +22,7 @@ import torch
 
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
 from .config import to_dict
+from .experiments import config_of_run
 
 __all__ = ["export_model", "rescore_model", "model_card", "selection_rule", "card_markdown", "add_arguments", "run"]
 
@@ -102,21 +103,13 @@ def _write(model, out: Path, card: dict, dtype) -> dict:
     return card
 
 
-def _select_floor(run: Path) -> float:
-    """The run's ``optim.select_min_labeled`` from its config.json (0.0 when unreadable)."""
-    try:
-        return float(json.loads((run / "config.json").read_text())["optim"].get("select_min_labeled", 0.0))
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
-
-
 def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dict[str, str] | None = None,
                  progress: bool = False) -> dict:
     """Write ``out`` (weights) and ``out.json`` (card); returns the card. ``evals``: name -> test folder."""
     run, out = Path(run), Path(out)
     if not (run / "best.pt").is_file():
-        floor = _select_floor(run)
-        if floor and (run / "checkpoint.pt").is_file():
+        floor = config_of_run(run).optim.select_min_labeled if (run / "checkpoint.pt").is_file() else 0.0
+        if floor:
             raise CheckpointError(f"{run}: no best.pt: no validation of this run reached optim.select_min_labeled={floor} "
                                   "dB on the labeled pairs (log.jsonl: below_select_min_labeled)")
         raise CheckpointError(f"{run}: not a finished training run folder (no best.pt)")
