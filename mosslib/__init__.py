@@ -9,9 +9,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """Lazy export: ``mosslib.derain(image)`` (the module is callable) imports torch on first use."""
+    """Lazy export: ``mosslib.derain(image)`` (the module ``mosslib.apps.derain`` is callable) imports torch on first use."""
     if name == "derain":
         import importlib
 
-        return importlib.import_module(".derain", __name__)
+        return importlib.import_module(".apps.derain", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

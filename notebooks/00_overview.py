@@ -50,10 +50,12 @@ import inspect
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mosslib import paper, tables
-from mosslib.checkpoint import run_metadata
-from mosslib.metrics import CONVENTIONS
-from mosslib.profiles import PROFILES, make_config
+from mosslib.measure import paper
+
+from mosslib.measure import tables
+from mosslib.method.checkpoint import run_metadata
+from mosslib.measure.metrics import CONVENTIONS
+from mosslib.method.profiles import PROFILES, make_config
 
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 cfg = make_config(profile, "full", data_root=data_root or None)
@@ -67,19 +69,19 @@ print(f"profile {profile}; results -> {dirs.results}; figures -> {dirs.figures};
 
 # %%
 EQUATIONS = [
-    ("Fig. 2", "MOEDN: head s(x), encoder z(x), memory, decoder g(x) (plus the release's encoder-to-decoder fusion, ModelConfig.fuse), tail on s(x) - g(x), tanh", "mosslib.network:MOEDN"),
-    ("Eq. 1", "cosine similarity s_ij of item e_i and query z_j", "mosslib.memory:RainMemory.similarity"),
-    ("Eq. 2", "nearest item k(j) = argmax_i s_ij", "mosslib.memory:RainMemory.assign"),
-    ("Eq. 3", "self-supervised update e_i <- tau e_i + (1 - tau) mean of its queries", "mosslib.memory:RainMemory.update_"),
-    ("Eq. 4", "attention a_ij = softmax_i(s_ij)", "mosslib.memory:RainMemory.attention"),
-    ("Eq. 5", "memory read z_hat_j = sum_i a_ij e_i", "mosslib.memory:RainMemory.read"),
-    ("Eq. 6", "supervised loss L_SU = |f(x_l) - y_l|_1", "mosslib.losses:l1"),
-    ("Eq. 7", "teacher EMA xi <- v xi + (1 - v) theta", "mosslib.teacher:Teacher.update"),
-    ("Eq. 8-9", "rain residuals R and noisy pairs x_n = T(x_hat + alpha r)", "mosslib.losses:noisy_samples"),
-    ("Eq. 10", "unsupervised loss L_UN = |f(x_n) - y_hat|_1", "mosslib.losses:l1"),
-    ("Eq. 11", "total variation of f(x_n)", "mosslib.losses:tv"),
-    ("Eq. 12", "L = l1 L_SU + l2 L_UN + l3 L_TV, one training step", "mosslib.train:Trainer.train_step"),
-    ("Sec. 4.1", "PSNR / SSIM on RGB with scikit-image", "mosslib.metrics:psnr"),
+    ("Fig. 2", "MOEDN: head s(x), encoder z(x), memory, decoder g(x) (plus the release's encoder-to-decoder fusion, ModelConfig.fuse), tail on s(x) - g(x), tanh", "mosslib.model.network:MOEDN"),
+    ("Eq. 1", "cosine similarity s_ij of item e_i and query z_j", "mosslib.model.memory:RainMemory.similarity"),
+    ("Eq. 2", "nearest item k(j) = argmax_i s_ij", "mosslib.model.memory:RainMemory.assign"),
+    ("Eq. 3", "self-supervised update e_i <- tau e_i + (1 - tau) mean of its queries", "mosslib.model.memory:RainMemory.update_"),
+    ("Eq. 4", "attention a_ij = softmax_i(s_ij)", "mosslib.model.memory:RainMemory.attention"),
+    ("Eq. 5", "memory read z_hat_j = sum_i a_ij e_i", "mosslib.model.memory:RainMemory.read"),
+    ("Eq. 6", "supervised loss L_SU = |f(x_l) - y_l|_1", "mosslib.method.losses:l1"),
+    ("Eq. 7", "teacher EMA xi <- v xi + (1 - v) theta", "mosslib.method.teacher:Teacher.update"),
+    ("Eq. 8-9", "rain residuals R and noisy pairs x_n = T(x_hat + alpha r)", "mosslib.method.losses:noisy_samples"),
+    ("Eq. 10", "unsupervised loss L_UN = |f(x_n) - y_hat|_1", "mosslib.method.losses:l1"),
+    ("Eq. 11", "total variation of f(x_n)", "mosslib.method.losses:tv"),
+    ("Eq. 12", "L = l1 L_SU + l2 L_UN + l3 L_TV, one training step", "mosslib.method.train:Trainer.train_step"),
+    ("Sec. 4.1", "PSNR / SSIM on RGB with scikit-image", "mosslib.measure.metrics:psnr"),
 ]
 
 
@@ -151,7 +153,7 @@ display(Markdown("\n".join(lines)))
 # One test pair of the configured test set (rainy input and ground truth).
 
 # %%
-from mosslib.trainset import test_dataset
+from mosslib.method.trainset import test_dataset
 
 groups = test_dataset(cfg.data).test_groups()
 rows = []

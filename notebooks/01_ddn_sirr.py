@@ -44,13 +44,17 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from mosslib import book, paper, tables
-from mosslib.checkpoint import load_model
-from mosslib.data import open_dataset
-from mosslib.evaluate import derain_tensor
-from mosslib.experiments import config_of_run
-from mosslib.imageio import read_rgb
-from mosslib.trainset import data_root as resolve_root, test_dataset
+from mosslib.apps import book
+
+from mosslib.measure import paper
+
+from mosslib.measure import tables
+from mosslib.method.checkpoint import load_model
+from mosslib.data.layouts import open_dataset
+from mosslib.measure.evaluate import derain_tensor
+from mosslib.method.runs import config_of_run
+from mosslib.data.imageio import read_rgb
+from mosslib.method.trainset import data_root as resolve_root, test_dataset
 
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 root = data_root or None  # None: the profile's default (embedded for smoke/quick, $DATA_ROOT for cpu/paper)

@@ -19,7 +19,7 @@
 # $\mathcal{D}_L + \mathcal{D}_U$, and tested on the data set's test split: Rain200H (Table 2)
 # and Rain800 (Table 3).
 #
-# **Which data this notebook uses** (decided by `mosslib.book.limited_setups`, printed below):
+# **Which data this notebook uses** (decided by `mosslib.apps.book.limited_setups`, printed below):
 #
 # 1. Rain200H and Rain800 when the data root holds them (the paper's protocol);
 # 2. otherwise Rain100L from the data root (`../shared/data`): its train split as
@@ -48,8 +48,12 @@ seeds = 1
 # %%
 from IPython.display import Markdown, display
 
-from mosslib import book, paper, tables
-from mosslib.experiments import config_of_run
+from mosslib.apps import book
+
+from mosslib.measure import paper
+
+from mosslib.measure import tables
+from mosslib.method.runs import config_of_run
 
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 root = data_root or None

@@ -19,14 +19,14 @@
 # The paper times MOSS and the compared networks on one TITAN RTX GPU and finds MOSS the second
 # fastest, a little behind DID-MDN (section 4.5; the bar heights are printed only in the figure,
 # so no paper number is repeated here). We measure MOEDN and the baseline architectures of the
-# benchmark (`mosslib.bench`) side by side, in one run, on the device at hand, and name it.
+# benchmark (`mosslib.apps.bench`) side by side, in one run, on the device at hand, and name it.
 #
 # The measurements come from `results/<profile>/timing.csv`, written by
 # `python -m mosslib bench --profile <profile>` (also `make bench`). When the file is missing
-# this notebook runs the benchmark (inference timings only, `mosslib.book.BENCH_FLAGS`); delete
+# this notebook runs the benchmark (inference timings only, `mosslib.apps.book.BENCH_FLAGS`); delete
 # the file to measure again. Rows: MOEDN (`moedn`, fp32, the network the book trains), its fast
-# inference path (`moedn-fast-...`, `mosslib.fast`), on x86 CPUs the int8 experiment (`moedn-int8`,
-# `mosslib.quantized`: faster, but not accurate enough to be offered for deraining), and the peers of `mosslib.baselines`
+# inference path (`moedn-fast-...`, `mosslib.model.fast`), on x86 CPUs the int8 experiment (`moedn-int8`,
+# `mosslib.model.quantized`: faster, but not accurate enough to be offered for deraining), and the peers of `mosslib.model.baselines`
 # written from their papers. Timings depend on the machine and on what else runs on it: compare
 # architectures within one run (the benchmark interleaves them), not across runs.
 
@@ -42,7 +42,11 @@ seeds = 1
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mosslib import book, paper, tables
+from mosslib.apps import book
+
+from mosslib.measure import paper
+
+from mosslib.measure import tables
 
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 path = book.timing_results(profile, dirs.results)
@@ -59,7 +63,7 @@ meta = tables.TableMeta(
     f"Fig. 8: milliseconds per {side}x{side} image, measured side by side",
     profile,
     f"random {side}x{side} inputs (timing is data-independent); timings from {path.name}",
-    "ms per image: wall clock, median of repeated forward passes timed in interleaved rounds (mosslib.bench)",
+    "ms per image: wall clock, median of repeated forward passes timed in interleaved rounds (mosslib.apps.bench)",
     {},  # no test images: timing is data-independent
     (),  # no training seeds
     notes=(f"device: {device}",

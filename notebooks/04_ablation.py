@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Table 4: ablation study
 #
-# Six configurations of the training issue (`mosslib.profiles.ABLATIONS`), each trained on the
+# Six configurations of the training issue (`mosslib.method.profiles.ABLATIONS`), each trained on the
 # profile's data and tested on the DDN-SIRR(-like) test set, dense and sparse:
 #
 # | configuration | what is removed |
@@ -44,8 +44,12 @@ seeds = 1
 # %%
 from IPython.display import Markdown, display
 
-from mosslib import book, paper, tables
-from mosslib.experiments import config_of_run
+from mosslib.apps import book
+
+from mosslib.measure import paper
+
+from mosslib.measure import tables
+from mosslib.method.runs import config_of_run
 
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 root = data_root or None

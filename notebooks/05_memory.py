@@ -51,8 +51,8 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from mosslib import memviz
-from mosslib.experiments import trained
+from mosslib.apps import memviz
+from mosslib.method.runs import trained
 
 run = Path(run_dir) if run_dir else trained(profile, "full", data_root or None, runs_dir=runs_dir, quiet=True)
 models = memviz.run_checkpoints(run)
@@ -97,7 +97,7 @@ for path in figures:
 # Each new image costs one forward pass; changing the item costs no network call at all.
 
 # %%
-from mosslib.widgets import MemoryExplorer
+from mosslib.apps.widgets import MemoryExplorer
 
 explorer = MemoryExplorer(views, {source: list(names) for source, names in sources.items()})
 explorer.widget

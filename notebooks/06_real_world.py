@@ -44,10 +44,12 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from mosslib import memviz, userstudy
-from mosslib.checkpoint import load_model
-from mosslib.experiments import trained
-from mosslib.imageio import read_rgb
+from mosslib.apps import memviz
+
+from mosslib.apps import userstudy
+from mosslib.method.checkpoint import load_model
+from mosslib.method.runs import trained
+from mosslib.data.imageio import read_rgb
 
 runs = {
     "supervised": trained(profile, "supervised", data_root or None, runs_dir=runs_dir, quiet=True),
@@ -102,6 +104,6 @@ display(table)
 display(Image(filename=str(figs / "user_study.png")))
 
 # %%
-from mosslib.widgets import PreferenceWidget
+from mosslib.apps.widgets import PreferenceWidget
 
 PreferenceWidget(study).widget

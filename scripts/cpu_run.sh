@@ -23,8 +23,8 @@ configs=("$@")
 commands=()
 for cfg in "${configs[@]}"; do
     read -r out < <("$PY" -c "
-from mosslib.profiles import make_config
-from mosslib.experiments import run_dir
+from mosslib.method.profiles import make_config
+from mosslib.method.runs import run_dir
 print(run_dir(make_config('cpu', '$cfg', data_root='$DATA_ROOT'), '$RUNS'))")
     if [ -f "$out/done.json" ]; then echo "$cfg: finished ($out)"; continue; fi
     mkdir -p "$(dirname "$out")"
@@ -32,8 +32,8 @@ print(run_dir(make_config('cpu', '$cfg', data_root='$DATA_ROOT'), '$RUNS'))")
     # the head start (a shorter run of the same configuration, or shared pre-training) is looked
     # up when the trainer starts, so a sequential chain sees the runs finished before it
     cmd="src=\$(\"$PY\" -c \"
-from mosslib.profiles import make_config
-from mosslib.experiments import run_dir, shorter_sibling, pretrained_sibling
+from mosslib.method.profiles import make_config
+from mosslib.method.runs import run_dir, shorter_sibling, pretrained_sibling
 cfg = make_config('cpu', '$cfg', data_root='$DATA_ROOT')
 if (run_dir(cfg, '$RUNS') / 'checkpoint.pt').exists(): print('')
 elif shorter_sibling(cfg, '$RUNS'): print('--extend-from', shorter_sibling(cfg, '$RUNS'))

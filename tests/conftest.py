@@ -22,7 +22,7 @@ def shared_data() -> Path:
 
 def tiny_config():
     """A MOEDN small enough for unit tests (8 features, 3 blocks, 2 scales, 16 memory items)."""
-    from mosslib.config import ModelConfig
+    from mosslib.model.config import ModelConfig
 
     return ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
 
@@ -35,8 +35,8 @@ def tiny_model_config():
 @pytest.fixture(scope="session")
 def tiny_moedn(tmp_path_factory):
     """(model, checkpoint path) of a tiny MOEDN (seed 0, eval mode), shared: copy it to change it."""
-    from mosslib.checkpoint import save_model
-    from mosslib.network import MOEDN
+    from mosslib.method.checkpoint import save_model
+    from mosslib.model.network import MOEDN
 
     torch.manual_seed(0)
     model = MOEDN(tiny_config()).eval()

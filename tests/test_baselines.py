@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mosslib import baselines
-from mosslib.baselines import MODEL_NAMES, PUBLISHED_GFLOP_256, PUBLISHED_PARAMS, build_model, count_params
-from mosslib.config import ModelConfig
-from mosslib.network import MOEDN
+from mosslib.model import baselines
+from mosslib.model.baselines import MODEL_NAMES, PUBLISHED_GFLOP_256, PUBLISHED_PARAMS, build_model, count_params
+from mosslib.model.config import ModelConfig
+from mosslib.model.network import MOEDN
 
 PEERS = ("prenet", "ddn", "didmdn", "umrl")
 

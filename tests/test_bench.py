@@ -7,8 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from mosslib import bench, cli, trainprobe
-from mosslib.baselines import MODEL_NAMES
+from mosslib.apps import bench
+
+from mosslib.apps import cli
+
+from mosslib.method import trainprobe
+from mosslib.model.baselines import MODEL_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def test_json_schema(quick_run):
     rows = {(m["name"], m["variant"]): m for m in res["models"]}
     assert {n for n, _ in rows} == set(MODEL_NAMES)
     assert ("moedn", "fast") in rows and all((n, "fp32") in rows for n in MODEL_NAMES)
-    from mosslib.quantized import int8_supported
+    from mosslib.model.quantized import int8_supported
 
     assert (("moedn", "int8") in rows) == int8_supported()
     for m in res["models"]:
@@ -55,7 +59,7 @@ def test_json_schema(quick_run):
 
 
 def test_csv_reads_in_the_timing_notebook(quick_run):
-    from mosslib import tables
+    from mosslib.measure import tables
 
     _, res, out = quick_run
     df = pd.read_csv(out, comment="#")

@@ -1,4 +1,4 @@
-"""mosslib.book: the notebook runner (order, parameters, stamps, failures) and the book's notebooks.
+"""mosslib.apps.book: the notebook runner (order, parameters, stamps, failures) and the book's notebooks.
 
 The last test executes every notebook of notebooks/ with papermill in the smoke profile (tiny
 embedded data, a few training steps) and checks that the tables and figures appear.
@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mosslib import book, paper, tables
+from mosslib.apps import book
+
+from mosslib.measure import paper
+
+from mosslib.measure import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -152,7 +156,7 @@ def test_run_book_order_outputs_skip_and_failure(tmp_path, capsys):
 
 
 def test_cli_help_and_dry_run(tmp_path, capsys):
-    from mosslib.cli import main
+    from mosslib.apps.cli import main
 
     nbs = tmp_path / "nbs"
     nbs.mkdir()
@@ -211,7 +215,7 @@ def test_the_book_runs_in_the_smoke_profile(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(book, "source_digest", lambda: digest)  # other edits to mosslib meanwhile do not count
 
     results = tmp_path / "results"
-    if importlib.util.find_spec("mosslib.bench") is None:  # no benchmark in this checkout: stand in
+    if importlib.util.find_spec("mosslib.apps.bench") is None:  # no benchmark in this checkout: stand in
         (results / "smoke").mkdir(parents=True)
         (results / "smoke" / "timing.csv").write_text("arch,ms,device\nmoedn,12.5,cpu\nddn,6.0,cpu\n")
     rc = book.run_book("smoke", data_root="", notebooks=NOTEBOOKS, build_dir=tmp_path / "build",
@@ -246,9 +250,10 @@ def test_the_book_runs_in_the_smoke_profile(tmp_path, capsys, monkeypatch):
 
 
 def test_table4_configs_per_profile():
-    from mosslib import book, paper
-    from mosslib.experiments import run_dir
-    from mosslib.profiles import make_config
+    from mosslib.apps import book
+    from mosslib.measure import paper
+    from mosslib.method.runs import run_dir
+    from mosslib.method.profiles import make_config
 
     assert book.table4_configs("quick") == tuple(paper.TABLE4_ORDER)
     assert book.table4_configs("cpu") == tuple(paper.TABLE4_ORDER)  # all six, committed in results/cpu

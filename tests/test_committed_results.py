@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mosslib import paper
+from mosslib.measure import paper
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "cpu"

@@ -1,4 +1,4 @@
-"""mosslib.data: layout detection on tiny fabricated trees, bad input, and the real data when present."""
+"""mosslib.data.layouts: layout detection on tiny fabricated trees, bad input, and the real data when present."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mosslib import cli
-from mosslib.data import (
+from mosslib.apps import cli
+from mosslib.data.layouts import (
     DataError, DataWarning, Pair, drop_labels, high_frequency_energy, natural_key, open_dataset,
 )
-from mosslib.imageio import ImageError
-from mosslib.rain import render_rain
+from mosslib.data.imageio import ImageError
+from mosslib.data.rain import render_rain
 
 SHARED = Path(os.environ.get("DATA_ROOT") or Path(__file__).parents[2] / "shared" / "data")
 
@@ -81,7 +81,7 @@ def test_ddn_sirr_dense_sparse_and_real(tmp_path):
     assert real.layout == "unlabeled" and len(real.split("all").unlabeled) == 3
 
 
-@pytest.mark.filterwarnings("ignore::mosslib.data.DataWarning")
+@pytest.mark.filterwarnings("ignore::mosslib.data.layouts.DataWarning")
 def test_ddn_sirr_beyond_20_is_one_group(tmp_path):
     ds = open_dataset(make_sirr(tmp_path / "sirr", n=22, real=0))
     assert list(ds.splits) == ["all"] and list(ds.test_groups()) == ["all"]
@@ -168,7 +168,7 @@ def test_side_by_side_default_order_per_data_set(tmp_path):
     assert did.split("all").pairs[0].half == "left" and r800.split("all").pairs[0].half == "right"
 
 
-@pytest.mark.filterwarnings("ignore:.*guessed:mosslib.data.DataWarning")
+@pytest.mark.filterwarnings("ignore:.*guessed:mosslib.data.layouts.DataWarning")
 def test_side_by_side_is_detected_and_wrong_order_warns(tmp_path):
     folder = _side_by_side(tmp_path / "pairs_in_one", rainy_left=True)
     ds = open_dataset(folder)  # detected from content, order guessed with a warning

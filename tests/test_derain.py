@@ -1,10 +1,8 @@
-"""``mosslib.derain`` (Python API) and ``python -m mosslib derain`` (files, folders, globs)."""
+"""``mosslib.apps.derain`` (Python API) and ``python -m mosslib derain`` (files, folders, globs)."""
 import hashlib
 import os
 import subprocess
 import sys
-import types
-from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +14,12 @@ from PIL import Image
 from torch import nn
 
 import mosslib
-import mosslib.derain as D
-from mosslib import checkpoint as ckpt_mod
-from mosslib.checkpoint import CheckpointError
-from mosslib.cli import main
-from mosslib.network import MOEDN
+import mosslib.apps.derain as D
+from mosslib.method import checkpoint as ckpt_mod
+from mosslib.method.checkpoint import CheckpointError
+from mosslib.apps.cli import main
+from mosslib.model import fast
+from mosslib.model.network import MOEDN
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,19 +186,15 @@ def test_bf16_is_close_to_fp32(tiny):
         D.derain(img, model, precision="fp8")
 
 
-def test_bf16_uses_mosslib_fast_prepare_when_present(tiny, monkeypatch):
+def test_bf16_uses_mosslib_fast_prepare(tiny, monkeypatch):
     model, _ = tiny
     calls = []
-    fake = types.ModuleType("mosslib.fast")
-    fake.__spec__ = ModuleSpec("mosslib.fast", loader=None)
 
     def prepare(m, precision="fp32", device="cpu", compile=None):
         calls.append((m, precision, device))
         return lambda x: m(x)
 
-    fake.prepare = prepare
-    monkeypatch.setitem(sys.modules, "mosslib.fast", fake)
-    monkeypatch.setattr(mosslib, "fast", fake, raising=False)
+    monkeypatch.setattr(fast, "prepare", prepare)
     out = D.derain(scene(8, 8), model, precision="bf16")
     assert calls == [(model, "bf16", "cpu")] and out.shape == (8, 8, 3)
 

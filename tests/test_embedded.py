@@ -1,4 +1,4 @@
-"""mosslib.embedded: the offline default data set builds deterministically, atomically, and loads."""
+"""mosslib.data.embedded: the offline default data set builds deterministically, atomically, and loads."""
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from mosslib import embedded
-from mosslib.data import open_dataset
-from mosslib.metrics import psnr
+from mosslib.data import embedded
+from mosslib.data.layouts import open_dataset
+from mosslib.measure.metrics import psnr
 
 
 def _digest(root) -> dict[str, str]:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mosslib.cli import main
+from mosslib.apps.cli import main
 
 
 def test_input_row_on_real_ddn_sirr(shared_data, capsys):
@@ -18,7 +18,7 @@ def test_input_row_on_real_ddn_sirr(shared_data, capsys):
 
 
 def test_input_row_on_embedded_data_and_bad_paths(tmp_path, capsys):
-    from mosslib.embedded import ensure
+    from mosslib.data.embedded import ensure
 
     root = ensure(size="tiny") / "sirr_like"
     assert main(["evaluate", "--data", str(root), "--method", "input", "--convention", "y", "--json"]) == 0

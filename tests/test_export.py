@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
-from mosslib.checkpoint import CheckpointError, load_checkpoint, load_model
-from mosslib.export import export_model, rescore_model
-from mosslib.profiles import make_config
-from mosslib.train import Trainer
+from mosslib.method.checkpoint import CheckpointError, load_checkpoint, load_model
+from mosslib.apps.export import export_model, rescore_model
+from mosslib.method.profiles import make_config
+from mosslib.method.train import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def smoke_run(tmp_path_factory):
 
 
 def test_export_fp16_with_card(smoke_run, tmp_path):
-    from mosslib.embedded import ensure
+    from mosslib.data.embedded import ensure
 
     test_folder = ensure(size="tiny") / "sirr_like"
     card = export_model(smoke_run, tmp_path / "m.pt", evals={"embedded": str(test_folder)})
@@ -44,8 +44,8 @@ def test_export_fp16_with_card(smoke_run, tmp_path):
 
 def test_rescoring_an_exported_file_keeps_its_weights_and_adds_scores(smoke_run, tmp_path):
     """A model exported where no test set lies (a GPU trainer) gets its card's scores here."""
-    from mosslib.cli import main
-    from mosslib.embedded import ensure
+    from mosslib.apps.cli import main
+    from mosslib.data.embedded import ensure
 
     test_folder = ensure(size="tiny") / "sirr_like"
     first = export_model(smoke_run, tmp_path / "gpu.pt")
@@ -63,7 +63,7 @@ def test_rescoring_an_exported_file_keeps_its_weights_and_adds_scores(smoke_run,
 
 
 def test_card_names_the_selection_rule():
-    from mosslib.export import selection_rule
+    from mosslib.apps.export import selection_rule
 
     plain = selection_rule({"data": {"val_extra_rain": ""}})
     assert "held-out split" in plain and "procedural" not in plain
@@ -77,7 +77,7 @@ def test_export_refuses_a_folder_without_a_run(tmp_path):
 
 
 def test_cli_export(smoke_run, tmp_path, capsys):
-    from mosslib.cli import main
+    from mosslib.apps.cli import main
 
     assert main(["export", str(smoke_run), "-o", str(tmp_path / "x.pt"), "--fp32"]) == 0
     assert json.loads(capsys.readouterr().out)["bytes"] == (tmp_path / "x.pt").stat().st_size
@@ -87,7 +87,7 @@ def test_cli_export(smoke_run, tmp_path, capsys):
 
 def test_card_of_a_warm_started_run_carries_its_lineage(smoke_run, tmp_path):
     """A run started with --init-from names the file, its hash and that model's card (no scores)."""
-    from mosslib.lineage import file_sha256
+    from mosslib.method.lineage import file_sha256
 
     parent = tmp_path / "parent.pt"
     export_model(smoke_run, parent)

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from mosslib import fast
-from mosslib.baselines import build_model
-from mosslib.config import ModelConfig
-from mosslib.network import MOEDN
+from mosslib.model import fast
+from mosslib.model.baselines import build_model
+from mosslib.model.config import ModelConfig
+from mosslib.model.network import MOEDN
 
 needs_bf16 = pytest.mark.skipif(not fast.bf16_supported("cpu"), reason="no bf16 kernels on this CPU")
 
@@ -156,7 +156,7 @@ def test_psnr_change_rejects_bad_pairs():
 
 @pytest.mark.realdata
 def test_psnr_change_on_ddn_sirr_pairs(shared_data):
-    from mosslib.data import open_dataset
+    from mosslib.data.layouts import open_dataset
 
     pairs = open_dataset(shared_data / "DDN-SIRR").test_groups()["sparse"][:1]
     torch.manual_seed(0)

@@ -16,13 +16,13 @@ import pytest
 import torch
 from PIL import Image
 
-import mosslib.derain as D
-from mosslib.checkpoint import CheckpointError, save_model
-from mosslib.cli import main
-from mosslib.config import ModelConfig, to_dict
-from mosslib.imageio import ImageError
-from mosslib.network import MOEDN
-from mosslib.photo import read_photo, to_array
+import mosslib.apps.derain as D
+from mosslib.method.checkpoint import CheckpointError, save_model
+from mosslib.apps.cli import main
+from mosslib.model.config import ModelConfig, to_dict
+from mosslib.data.imageio import ImageError
+from mosslib.model.network import MOEDN
+from mosslib.apps.photo import read_photo, to_array
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
@@ -143,7 +143,7 @@ def test_palette_image_comes_back_full_colour(tiny, tmp_path):
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_16_bit_png_stays_16_bit(tiny, tmp_path, channels):
     model, ckpt = tiny
-    from mosslib.photo import from_array, write_photo
+    from mosslib.apps.photo import from_array, write_photo
 
     rng = np.random.default_rng(channels)
     deep = (picture(19, 23).astype(np.uint16) * 257 + rng.integers(0, 257, (19, 23, 3))).astype(np.uint16)
@@ -187,7 +187,7 @@ HUGE_SCRIPT = r"""
 import resource, sys, numpy as np, torch
 from torch import nn
 torch.set_num_threads(1)
-import mosslib.derain as D
+import mosslib.apps.derain as D
 
 class Cheap(nn.Module):  # stands in for the network: the point is the tiler's memory
     def __init__(self):

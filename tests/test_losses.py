@@ -1,7 +1,7 @@
 import torch
 
-from mosslib import losses
-from mosslib.teacher import Teacher
+from mosslib.method import losses
+from mosslib.method.teacher import Teacher
 
 
 def test_l1_and_tv_on_hand_made_tensors():
@@ -56,7 +56,7 @@ def test_teacher_ema_limits():
 
 
 def test_teacher_averages_memory_items(tiny_model_config):
-    from mosslib.network import MOEDN
+    from mosslib.model.network import MOEDN
 
     s = MOEDN(tiny_model_config)
     t = Teacher(s, decay=0.5)
@@ -71,7 +71,7 @@ def test_teacher_averages_memory_items(tiny_model_config):
 
 def test_teacher_multi_tensor_update_equals_the_per_tensor_eq7(tiny_model_config):
     """Eq. 7 as one multi-tensor update gives the bits of xi <- tau xi + (1 - tau) theta, tensor by tensor."""
-    from mosslib.network import MOEDN
+    from mosslib.model.network import MOEDN
 
     torch.manual_seed(0)
     s = MOEDN(tiny_model_config)

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mosslib.memory import RainMemory
+from mosslib.model.memory import RainMemory
 
 
 def _mem(items, decay=0.5):

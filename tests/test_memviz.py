@@ -1,4 +1,4 @@
-"""Memory views (mosslib.memviz) on a tiny untrained MOEDN and numpy images."""
+"""Memory views (mosslib.apps.memviz) on a tiny untrained MOEDN and numpy images."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from mosslib import memviz as mv
-from mosslib.config import ModelConfig
-from mosslib.network import MOEDN
+from mosslib.apps import memviz as mv
+from mosslib.model.config import ModelConfig
+from mosslib.model.network import MOEDN
 
 TINY = dict(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
 
@@ -215,15 +215,15 @@ def test_bf16_analysis_is_close_to_fp32(model):
 
 
 def _save_model(model: MOEDN, path) -> None:
-    from mosslib.checkpoint import atomic_save
-    from mosslib.config import to_dict
+    from mosslib.method.checkpoint import atomic_save
+    from mosslib.model.config import to_dict
 
     atomic_save({"format": "mosslib", "version": 1, "kind": "model", "config": {"model": to_dict(model.cfg)},
                  "model": model.state_dict(), "meta": {}}, path)
 
 
 def test_run_checkpoints_reads_pretrain_and_best(tmp_path):
-    from mosslib.checkpoint import CheckpointError
+    from mosslib.method.checkpoint import CheckpointError
 
     pre, post = tiny_model(0), tiny_model(1)
     _save_model(post, tmp_path / "best.pt")
@@ -240,9 +240,9 @@ def test_run_checkpoints_reads_pretrain_and_best(tmp_path):
 def test_run_image_sets_follow_the_run_configuration(tmp_path):
     import json
 
-    from mosslib.config import to_dict
-    from mosslib.imageio import write_rgb
-    from mosslib.profiles import make_config
+    from mosslib.model.config import to_dict
+    from mosslib.data.imageio import write_rgb
+    from mosslib.method.profiles import make_config
 
     data = tmp_path / "data" / "DDN-SIRR"
     for n in (1, 2, 11, 12):

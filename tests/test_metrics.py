@@ -6,7 +6,7 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from mosslib.metrics import psnr, ssim, to_uint8
+from mosslib.measure.metrics import psnr, ssim, to_uint8
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mosslib.config import ModelConfig
-from mosslib.network import MOEDN
+from mosslib.model.config import ModelConfig
+from mosslib.model.network import MOEDN
 
 
 @pytest.mark.parametrize("size", [(8, 8), (37, 45), (1, 1), (7, 5), (33, 64)])
@@ -122,8 +122,8 @@ def test_fusion_starts_closed_and_opens_with_training(tiny_model_config):
 def test_checkpoints_from_before_fusion_load_paper_strict(tmp_path, tiny_model_config):
     import dataclasses
 
-    from mosslib.checkpoint import load_model, save_model
-    from mosslib.config import to_dict
+    from mosslib.method.checkpoint import load_model, save_model
+    from mosslib.model.config import to_dict
 
     net = MOEDN(dataclasses.replace(tiny_model_config, fuse=False))
     old = to_dict(net.cfg)

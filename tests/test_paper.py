@@ -1,12 +1,12 @@
-"""mosslib.paper: the reported numbers, checked by hand, by their own gains and against the paper's text."""
+"""mosslib.measure.paper: the reported numbers, checked by hand, by their own gains and against the paper's text."""
 import os
 import re
 from pathlib import Path
 
 import pytest
 
-from mosslib import paper
-from mosslib.profiles import ABLATIONS
+from mosslib.measure import paper
+from mosslib.method.profiles import ABLATIONS
 
 PAPER_MD = Path(os.environ.get("MOSS_PAPER_MD", Path(__file__).resolve().parents[2] / "shared" / "paper" / "MOSS-CVPR2021.md"))
 

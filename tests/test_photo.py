@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps, JpegImagePlugin
 
-from mosslib.imageio import ImageError
-from mosslib.photo import Photo, from_array, from_pil, orient, read_photo, to_array, to_pil, write_photo
+from mosslib.data.imageio import ImageError
+from mosslib.apps.photo import Photo, from_array, from_pil, orient, read_photo, to_array, to_pil, write_photo
 
 RNG = np.random.default_rng(0)
 EXIF_ORIENTATION, EXIF_MAKE = 0x0112, 0x010F

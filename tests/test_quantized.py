@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from mosslib import fast
-from mosslib.baselines import build_model
-from mosslib.checkpoint import load_model
-from mosslib.config import ModelConfig
-from mosslib.metrics import psnr
-from mosslib.network import MOEDN
-from mosslib.quantized import Int8MOEDN, _Recorder, _walk, default_calibration, int8_supported, int8_why_not
+from mosslib.model import fast
+from mosslib.model.baselines import build_model
+from mosslib.method.checkpoint import load_model
+from mosslib.model.config import ModelConfig
+from mosslib.measure.metrics import psnr
+from mosslib.model.network import MOEDN
+from mosslib.model.quantized import Int8MOEDN, _Recorder, _walk, default_calibration, int8_supported, int8_why_not
 
 needs_int8 = pytest.mark.skipif(not int8_supported(), reason=int8_why_not() or "int8 available")
 
@@ -47,9 +47,9 @@ def test_recorder_ranges_cover_the_sampled_values():
 def test_int8_shipped_model_is_close_to_fp32():
     """On an embedded *test* image (not used for calibration): int8 output within about 1-2 uint8
     levels RMS of fp32 (PSNR between the two outputs > 38 dB); odd sizes and batches work."""
-    from mosslib.data import open_dataset
-    from mosslib.embedded import ensure
-    from mosslib.sampling import to_tensor, to_uint8_image
+    from mosslib.data.layouts import open_dataset
+    from mosslib.data.embedded import ensure
+    from mosslib.data.sampling import to_tensor, to_uint8_image
 
     model = load_model()
     q = Int8MOEDN(model)
@@ -94,8 +94,8 @@ def test_prepare_int8_and_fallbacks():
 
 
 def test_derain_does_not_offer_int8():
-    """int8 is an experiment (artifacts on some real photos, see mosslib.quantized), not a derain option."""
-    from mosslib import derain as D
+    """int8 is an experiment (artifacts on some real photos, see mosslib.model.quantized), not a derain option."""
+    from mosslib.apps import derain as D
 
     with pytest.raises(ValueError, match="precision"):
         D.make_forward(MOEDN(), "int8")

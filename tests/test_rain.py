@@ -1,10 +1,10 @@
-"""mosslib.rain: determinism, parameters that do what they say, and styles that differ measurably."""
+"""mosslib.data.rain: determinism, parameters that do what they say, and styles that differ measurably."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mosslib.rain import STYLES, RainStyle, get_style, render_many, render_rain, streak_kernel
+from mosslib.data.rain import STYLES, RainStyle, get_style, render_many, render_rain, streak_kernel
 
 GREY = np.full((96, 96, 3), 60, np.uint8)
 

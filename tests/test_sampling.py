@@ -1,4 +1,4 @@
-"""mosslib.sampling: seeded splits, nested limited labels, stateless crop samplers, tensor conversion."""
+"""mosslib.data.sampling: seeded splits, nested limited labels, stateless crop samplers, tensor conversion."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mosslib.data import DataError, DataWarning, Pair
-from mosslib.imageio import ImageError
-from mosslib.sampling import (
+from mosslib.data.layouts import DataError, DataWarning, Pair
+from mosslib.data.imageio import ImageError
+from mosslib.data.sampling import (
     Prefetcher,
     LABEL_FRACTIONS, ImageBank, ImageSampler, PairSampler, limited_labels, to_tensor, to_uint8_image,
     validation_split,

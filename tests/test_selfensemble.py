@@ -1,4 +1,4 @@
-"""``mosslib.selfensemble``: the flip self-ensemble, and its ``--ensemble`` option in derain/evaluate."""
+"""``mosslib.model.selfensemble``: the flip self-ensemble, and its ``--ensemble`` option in derain/evaluate."""
 import json
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-import mosslib.derain as D
-from mosslib.cli import main
-from mosslib.selfensemble import ENSEMBLE_SIZES, mirror, self_ensemble
+import mosslib.apps.derain as D
+from mosslib.apps.cli import main
+from mosslib.model.selfensemble import ENSEMBLE_SIZES, mirror, self_ensemble
 
 
 
@@ -73,7 +73,7 @@ def test_api_keeps_odd_sizes_and_changes_the_output(tiny):
 
 
 def test_cli_derain_and_evaluate_take_the_option(tiny, tmp_path, capsys):
-    from mosslib.embedded import ensure
+    from mosslib.data.embedded import ensure
 
     _, path = tiny
     Image.fromarray(np.full((12, 10, 3), 90, np.uint8)).save(tmp_path / "a.png")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mosslib.checkpoint import load_checkpoint, load_model, shipped_model_path
-from mosslib.export import card_markdown
+from mosslib.method.checkpoint import load_checkpoint, load_model, shipped_model_path
+from mosslib.apps.export import card_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = shipped_model_path().with_suffix(".json")
@@ -41,7 +41,7 @@ def test_readme_quotes_the_card():
 
 def test_evaluate_without_checkpoint_reproduces_the_card(shared_data, capsys):
     """The card's DDN-SIRR numbers are those of the shipped file (20 images, ~10 s)."""
-    from mosslib.cli import main
+    from mosslib.apps.cli import main
 
     assert main(["evaluate", "--data", str(shared_data / "DDN-SIRR"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -1,11 +1,13 @@
-"""mosslib.tables: paired bootstrap gains, tables beside the paper's (CSV + Markdown), figures."""
+"""mosslib.measure.tables: paired bootstrap gains, tables beside the paper's (CSV + Markdown), figures."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mosslib import paper, tables
+from mosslib.measure import paper
+
+from mosslib.measure import tables
 
 
 def fake_eval(values: dict, seed: int = 0, ssim_offset: float = 0.0) -> dict:
@@ -199,4 +201,4 @@ def test_comparison_figure(tmp_path):
 def test_book_dirs_resolve_relative_to_the_checkout(tmp_path):
     d = tables.book_dirs("smoke", str(tmp_path / "r"), str(tmp_path / "f"), str(tmp_path / "runs"))
     assert d.results == tmp_path / "r" / "smoke" and d.figures.is_dir() and d.runs == tmp_path / "runs"
-    assert (tables.repo_root() / "mosslib" / "tables.py").is_file()
+    assert (tables.repo_root() / "mosslib" / "measure" / "tables.py").is_file()

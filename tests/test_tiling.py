@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mosslib.tiling import (
+from mosslib.apps.tiling import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
     TILE_THRESHOLD,

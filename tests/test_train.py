@@ -6,10 +6,10 @@ import time
 import pytest
 import torch
 
-from mosslib import losses
-from mosslib.checkpoint import load_checkpoint, load_model
-from mosslib.profiles import ABLATIONS, config_hash, make_config
-from mosslib.train import Trainer, TrainingDiverged
+from mosslib.method import losses
+from mosslib.method.checkpoint import load_checkpoint, load_model
+from mosslib.method.profiles import ABLATIONS, config_hash, make_config
+from mosslib.method.train import Trainer, TrainingDiverged
 
 
 def smoke(ablation="full", **over):
@@ -90,7 +90,7 @@ def test_time_limit_validates_checkpoints_and_resumes_the_same_schedule(tmp_path
     ca, cb = load_checkpoint(tmp_path / "a" / "checkpoint.pt"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     for k in ca["model"]:  # the cut changed nothing but an extra validation
         assert torch.equal(ca["model"][k], cb["model"][k]), k
-    from mosslib import cli
+    from mosslib.apps import cli
 
     monkeypatch.chdir(tmp_path)
     args = ["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--quiet", "--out", "c",
@@ -187,8 +187,8 @@ def test_smoke_loss_goes_down(tmp_path):
 
 
 def test_cli_train_then_evaluate(tmp_path, capsys):
-    from mosslib.cli import main
-    from mosslib.embedded import ensure
+    from mosslib.apps.cli import main
+    from mosslib.data.embedded import ensure
 
     out = tmp_path / "run"
     assert main(["train", "--profile", "smoke", "--data", "", "--steps", "2", "--out", str(out), "--quiet"]) == 0
@@ -216,7 +216,7 @@ def _ddp_worker(rank, world, store, out, result):
 def test_two_process_distributed_run_keeps_ranks_identical(tmp_path):
     import torch.multiprocessing as mp
 
-    from mosslib.embedded import ensure
+    from mosslib.data.embedded import ensure
 
     ensure(size="tiny")  # build the cache before the workers race for it
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "run"), str(tmp_path / "r")), nprocs=2)
@@ -226,7 +226,7 @@ def test_two_process_distributed_run_keeps_ranks_identical(tmp_path):
     for k in r0["model"]:
         assert torch.allclose(r0["model"][k], r1["model"][k], atol=1e-6), k
     # the memory moved away from its initialisation (the all-reduced update ran)
-    from mosslib.network import MOEDN
+    from mosslib.model.network import MOEDN
 
     assert not torch.equal(MOEDN(smoke().model).memory.items, r0["items"])
 
@@ -243,7 +243,7 @@ def test_second_trainer_on_the_same_folder_is_refused(tmp_path):
 
 
 def test_prenet_trains_as_a_supervised_peer(tmp_path):
-    from mosslib.cli import main
+    from mosslib.apps.cli import main
 
     out = tmp_path / "prenet"
     rc = main(["train", "--profile", "smoke", "--data", "", "--model", "prenet", "--config", "no_selftrain",
@@ -266,7 +266,7 @@ def _same_state(pa, pb):
 
 @pytest.mark.parametrize("ablation", ["no_selftrain", "no_tv"])
 def test_fork_from_pretraining_equals_training_from_scratch(ablation, tmp_path):
-    from mosslib.lineage import fork_pretrained
+    from mosslib.method.lineage import fork_pretrained
 
     torch.use_deterministic_algorithms(True)
     try:
@@ -287,7 +287,7 @@ def test_fork_from_pretraining_equals_training_from_scratch(ablation, tmp_path):
 
 
 def test_fork_refuses_a_run_with_other_pretraining(tmp_path):
-    from mosslib.lineage import fork_pretrained
+    from mosslib.method.lineage import fork_pretrained
 
     Trainer(smoke("full"), tmp_path / "full", quiet=True).fit()
     for other in (smoke("no_memory"), smoke("no_selftrain", **{"optim.lr": 3e-4})):
@@ -298,7 +298,7 @@ def test_fork_refuses_a_run_with_other_pretraining(tmp_path):
 
 
 def test_book_runs_share_pretraining(tmp_path):
-    from mosslib.experiments import trained
+    from mosslib.method.runs import trained
 
     over = {"optim.steps": 4, "optim.pretrain_steps": 2, "optim.val_every": 2, "optim.ckpt_every": 2}
     full = trained("smoke", "full", data_root="", runs_dir=tmp_path, overrides=over, quiet=True)
@@ -311,7 +311,7 @@ def test_book_runs_share_pretraining(tmp_path):
 
 
 def test_cli_fork_from(tmp_path, capsys):
-    from mosslib.cli import main
+    from mosslib.apps.cli import main
 
     src = tmp_path / "full"
     Trainer(smoke("full"), src, quiet=True).fit()
@@ -324,7 +324,7 @@ def test_cli_fork_from(tmp_path, capsys):
 
 
 def test_lr_schedule_is_fixed_then_cosine_to_the_final_fraction():
-    from mosslib.lineage import lr_at
+    from mosslib.method.lineage import lr_at
 
     fixed = smoke("full", **{"optim.steps": 100}).optim
     assert {lr_at(fixed, s) for s in range(100)} == {fixed.lr}
@@ -338,8 +338,8 @@ def test_lr_schedule_is_fixed_then_cosine_to_the_final_fraction():
 def test_extending_a_run_equals_training_the_longer_run_from_scratch(tmp_path):
     """A run of 4 steps at a fixed lr, extended to 8 steps with a decay from step 5, ends in the
     very state of the 8-step run trained from scratch; a decay that starts too early is refused."""
-    from mosslib.experiments import shorter_sibling
-    from mosslib.lineage import extend_run
+    from mosslib.method.runs import shorter_sibling
+    from mosslib.method.lineage import extend_run
 
     short = smoke("full", **{"optim.steps": 4})
     long = smoke("full", **{"optim.steps": 8, "optim.lr_decay_from": 5})
@@ -369,9 +369,9 @@ def test_extending_a_run_equals_training_the_longer_run_from_scratch(tmp_path):
 def test_warm_start_from_a_model_checkpoint(tmp_path, capsys):
     """--init-from: the run starts from the file's weights and memory (teacher too), records the
     file's SHA-256 in its configuration, and refuses a changed file or another architecture."""
-    from mosslib.checkpoint import save_model
-    from mosslib.cli import main
-    from mosslib.lineage import file_sha256, warm_start
+    from mosslib.method.checkpoint import save_model
+    from mosslib.apps.cli import main
+    from mosslib.method.lineage import file_sha256, warm_start
 
     Trainer(smoke("full"), tmp_path / "src", quiet=True).fit()
     init = save_model(load_model(tmp_path / "src"), tmp_path / "init.pt", dtype=torch.float16)
@@ -404,7 +404,7 @@ def test_warm_start_from_a_model_checkpoint(tmp_path, capsys):
 
 
 def test_val_extra_rain_adds_rained_validation_pairs_and_logs_each_group(tmp_path):
-    from mosslib.trainset import build_training_data
+    from mosslib.method.trainset import build_training_data
 
     plain = build_training_data(smoke())
     cfg = smoke(**{"data.val_extra_rain": "dense,heavy"})
@@ -452,7 +452,7 @@ def test_fields_added_at_their_defaults_keep_old_run_hashes():
 
 
 def test_metadata_is_recorded_at_start_and_each_resume_adds_a_segment(tmp_path, monkeypatch):
-    import mosslib.checkpoint as ck
+    import mosslib.method.checkpoint as ck
 
     commits = iter(["aaa111", "bbb222", "ccc333", "ddd444"])
     monkeypatch.setattr(ck, "_git_commit", lambda: next(commits))
@@ -482,7 +482,7 @@ def test_resume_of_a_checkpoint_without_segments_keeps_its_metadata(tmp_path):
 
 
 def test_select_teacher_validates_both_and_ships_the_better_one(tmp_path, monkeypatch):
-    from mosslib.export import model_card
+    from mosslib.apps.export import model_card
 
     cfg = smoke(**{"optim.select_teacher": "true"})
     assert cfg.optim.select_teacher and config_hash(cfg) != config_hash(smoke())
@@ -521,7 +521,7 @@ def test_select_teacher_stores_whichever_scores_higher_unpatched(tmp_path):
 
 
 def test_bf16_training_warns_where_there_are_no_bf16_kernels(tmp_path, monkeypatch):
-    import mosslib.fast as fast
+    import mosslib.model.fast as fast
 
     monkeypatch.setattr(fast, "bf16_supported", lambda device="cpu": False)
     with pytest.warns(RuntimeWarning, match="without bf16 kernels"):
@@ -536,7 +536,7 @@ def test_bf16_training_warns_where_there_are_no_bf16_kernels(tmp_path, monkeypat
 
 
 def test_commit_named_by_the_environment_wins_over_git(monkeypatch):
-    from mosslib import checkpoint as ck
+    from mosslib.method import checkpoint as ck
 
     monkeypatch.setattr(ck, "_git_rev", lambda: "def5678-dirty")  # a stale .git copied along
     assert ck.run_metadata()["git_commit"] == "def5678-dirty"
@@ -565,7 +565,7 @@ def test_memory_format_changes_layout_not_training(tmp_path):
 
 
 def test_cli_time_layouts_writes_no_run(tmp_path, capsys, monkeypatch):
-    from mosslib import cli
+    from mosslib.apps import cli
 
     monkeypatch.chdir(tmp_path)
     rc = cli.main(["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--time-layouts", "2"])
@@ -579,7 +579,7 @@ def test_cli_time_layouts_writes_no_run(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_time_batches_writes_no_run(tmp_path, capsys, monkeypatch):
-    from mosslib import cli
+    from mosslib.apps import cli
 
     monkeypatch.chdir(tmp_path)
     rc = cli.main(["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--time-batches", "4,2",
@@ -599,7 +599,7 @@ def test_cli_time_batches_writes_no_run(tmp_path, capsys, monkeypatch):
 
 
 def test_pick_candidate_prefers_the_higher_mean_among_those_above_the_labeled_floor():
-    from mosslib.train import pick_candidate
+    from mosslib.method.train import pick_candidate
 
     s = {"val_psnr": 29.62, "val_ssim": 0.92, "val_psnr_labeled": 32.13}
     t = {"val_psnr": 29.56, "val_ssim": 0.93, "val_psnr_labeled": 32.17}
@@ -613,9 +613,9 @@ def test_pick_candidate_prefers_the_higher_mean_among_those_above_the_labeled_fl
 
 
 def test_select_min_labeled_passes_over_candidates_below_it(tmp_path):
-    from mosslib.config import to_dict
-    from mosslib.export import export_model, selection_rule
-    from mosslib.checkpoint import CheckpointError
+    from mosslib.model.config import to_dict
+    from mosslib.apps.export import export_model, selection_rule
+    from mosslib.method.checkpoint import CheckpointError
 
     base = smoke()
     cfg = smoke(**{"optim.select_min_labeled": "1000"})  # unreachable: no candidate qualifies

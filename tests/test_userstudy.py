@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosslib import userstudy as us
+from mosslib.apps import userstudy as us
 
 
 def outputs(photos=("p1", "p2"), methods=("input", "supervised", "MOSS")):
@@ -111,10 +111,10 @@ def test_tally_reads_a_csv(tmp_path):
 def test_method_outputs_derain_once_and_cache(tmp_path, monkeypatch):
     import torch
 
-    from mosslib import memviz
-    from mosslib.config import ModelConfig
-    from mosslib.imageio import read_rgb
-    from mosslib.network import MOEDN
+    from mosslib.apps import memviz
+    from mosslib.model.config import ModelConfig
+    from mosslib.data.imageio import read_rgb
+    from mosslib.model.network import MOEDN
 
     torch.manual_seed(0)
     model = MOEDN(ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)).eval()

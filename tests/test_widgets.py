@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from matplotlib.backend_bases import MouseEvent
 from PIL import Image
 
-from mosslib import memviz as mv
-from mosslib import userstudy as us
-from mosslib import widgets as mw
-from mosslib.config import ModelConfig
-from mosslib.network import MOEDN
+from mosslib.apps import memviz as mv
+from mosslib.apps import userstudy as us
+from mosslib.apps import widgets as mw
+from mosslib.model.config import ModelConfig
+from mosslib.model.network import MOEDN
 
 TINY = dict(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
 

@@ -83,7 +83,7 @@ BATCHES=${BATCHES:-16,32,64}; BATCH_RATIO=1
 if [[ "$BATCHES" == *,* ]]; then
   if python3 -m mosslib train "${COMMON[@]}" --config full --time-batches "$BATCHES" --time-steps "${PROBE_STEPS:-12}" > "$W/batches.json" 2> "$W/batches.log"; then
     read -r B0 B LR BATCH_RATIO < <(python3 -c "
-import json, sys; from mosslib.trainprobe import choose_batch
+import json, sys; from mosslib.method.trainprobe import choose_batch
 c = choose_batch(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]), float(sys.argv[2]))
 print(c['configured'], c['batch'], c['lr'], c['step_ratio'])" "$W/batches.json" "${BATCH_GAIN:-1.2}")
     echo "[$(el)s] batches: $(tail -1 "$W/batches.json")"

@@ -10,9 +10,9 @@ import os
 import sys
 import tempfile
 
-from mosslib.checkpoint import load_model
-from mosslib.profiles import make_config
-from mosslib.train import Trainer
+from mosslib.method.checkpoint import load_model
+from mosslib.method.profiles import make_config
+from mosslib.method.train import Trainer
 
 if len(sys.argv) < 2:
     sys.exit(__doc__)

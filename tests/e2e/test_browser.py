@@ -25,7 +25,7 @@ def notebook(chromium, build_dir) -> Path:
     import jupytext
     import papermill
 
-    from mosslib.experiments import trained
+    from mosslib.method.runs import trained
 
     runs = build_dir / "runs"
     trained("smoke", "full", None, runs_dir=runs, quiet=True)

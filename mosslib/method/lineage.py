@@ -16,7 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
-from .config import to_dict
+from ..model.config import to_dict
 from .profiles import TrainConfig, config_from_dict, config_hash
 
 __all__ = [

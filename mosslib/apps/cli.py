@@ -13,13 +13,13 @@ __all__ = ["COMMANDS", "main", "build_parser"]
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "datasets": ("mosslib.datasets", "detect a data set's layout, splits and counts"),
-    "train": ("mosslib.train", "pre-train and self-train MOEDN (MOSS) with a profile"),
-    "evaluate": ("mosslib.evaluate", "PSNR/SSIM of a model, or of the rainy inputs, on a test set"),
-    "derain": ("mosslib.derain", "derain your own photos (files, folders, globs)"),
-    "export": ("mosslib.export", "export a run's best model (fp16) with a model card, e.g. the shipped model"),
-    "bench": ("mosslib.bench", "side-by-side speed benchmark of MOEDN and its peers"),
-    "book": ("mosslib.book", "execute the reproduction book's notebooks with papermill"),
+    "datasets": ("mosslib.apps.datasets", "detect a data set's layout, splits and counts"),
+    "train": ("mosslib.method.train", "pre-train and self-train MOEDN (MOSS) with a profile"),
+    "evaluate": ("mosslib.measure.evaluate", "PSNR/SSIM of a model, or of the rainy inputs, on a test set"),
+    "derain": ("mosslib.apps.derain", "derain your own photos (files, folders, globs)"),
+    "export": ("mosslib.apps.export", "export a run's best model (fp16) with a model card, e.g. the shipped model"),
+    "bench": ("mosslib.apps.bench", "side-by-side speed benchmark of MOEDN and its peers"),
+    "book": ("mosslib.apps.book", "execute the reproduction book's notebooks with papermill"),
 }
 
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(available))
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from . import __version__
+        from .. import __version__
 
         print(f"mosslib {__version__}")
         return 0

@@ -8,7 +8,7 @@ a notebook whose parameters cell lacks one is an error, so a misspelt name fails
 being silently ignored. A notebook is skipped when its stamp - a hash of its text, its
 parameters, the mosslib sources and the files it declares it reads (``mosslib: reads:`` in its
 jupytext header) - is unchanged and the files it wrote are still there. Training runs are cached
-by configuration (:mod:`mosslib.experiments`), so an interrupted book resumes where it stopped.
+by configuration (:mod:`mosslib.method.runs`), so an interrupted book resumes where it stopped.
 
 Notebooks use :func:`train_runs` (training with visible progress), :func:`limited_setups` (the
 data of Tables 2-3) and :func:`timing_results` (Fig. 8's measurements).
@@ -116,8 +116,8 @@ def _console_progress():
 def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, runs_dir: str | os.PathLike,
                quiet: bool = False) -> list[Path]:
     """Train (or resume, or reuse) each run, printing ``[book] run i/n ...`` lines; their folders."""
-    from .experiments import run_dir, trained
-    from .profiles import make_config
+    from ..method.runs import run_dir, trained
+    from ..method.profiles import make_config
 
     out = []
     for i, spec in enumerate(specs, 1):
@@ -138,8 +138,8 @@ def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, ru
 
 
 def evaluate_runs(runs: Sequence[Path], convention: str = "rgb", test: str | os.PathLike | None = None) -> list[dict]:
-    """:func:`mosslib.experiments.evaluated` of each run (cached in the run folders)."""
-    from .experiments import evaluated
+    """:func:`mosslib.method.runs.evaluated` of each run (cached in the run folders)."""
+    from ..method.runs import evaluated
 
     return [evaluated(r, convention=convention, test=None if test is None else str(test)) for r in runs]
 
@@ -174,7 +174,7 @@ TABLE4_STEPS: dict[str, tuple[int, int]] = {"cpu": LIMITED_STEPS["cpu"]}
 
 def table4_configs(profile: str) -> tuple[str, ...]:
     """The Table 4 configurations ``profile`` trains, in the paper's order (``full`` last)."""
-    from .paper import TABLE4_ORDER
+    from ..measure.paper import TABLE4_ORDER
 
     chosen = TABLE4_CONFIGS.get(profile)
     return tuple(c for c in TABLE4_ORDER if chosen is None or c in chosen)
@@ -216,7 +216,7 @@ def _child(root: Path, name: str) -> Path | None:
 
 
 def _has_test_split(folder: Path) -> bool:
-    from .data import DataError, open_dataset
+    from ..data.layouts import DataError, open_dataset
 
     try:
         ds = open_dataset(folder)
@@ -228,8 +228,8 @@ def _has_test_split(folder: Path) -> bool:
 def limited_setups(profile: str, data_root: str | None) -> list[LimitedSetup]:
     """The data of Tables 2-3: Rain200H and Rain800 when the data root holds them, else Rain100L, else
     the embedded labeled set (tested on its own test split, or on the configuration's test set)."""
-    from .profiles import make_config
-    from .trainset import data_root as resolve_root
+    from ..method.profiles import make_config
+    from ..method.trainset import data_root as resolve_root
 
     cfg = make_config(profile, "full", data_root=data_root)
     root = resolve_root(cfg.data)
@@ -277,9 +277,9 @@ def timing_results(profile: str, results: str | os.PathLike, timeout: float = 12
     path = Path(results) / "timing.csv"
     if path.exists():
         return path
-    if importlib.util.find_spec("mosslib.bench") is None:
+    if importlib.util.find_spec("mosslib.apps.bench") is None:
         raise BookError(
-            f"{path} is missing and mosslib.bench is not installed in this checkout; write it with "
+            f"{path} is missing and mosslib.apps.bench is not installed in this checkout; write it with "
             f"`python -m mosslib bench --profile {profile}` (make bench PROFILE={profile}) and re-run this notebook"
         )
     from .cli import build_parser
@@ -389,7 +389,7 @@ def _sha(data: bytes) -> str:
 
 def source_digest() -> str:
     """Hash of every mosslib source file (a changed library re-runs the notebooks)."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for p in sorted(pkg.rglob("*.py")):
         if "__pycache__" in p.parts:
@@ -440,7 +440,7 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
     """Execute the book; 0 when every notebook ran or was up to date, 1 when one failed, 2 on bad input."""
     import papermill as pm
 
-    from .profiles import PROFILES
+    from ..method.profiles import PROFILES
 
     if profile not in PROFILES:
         print(f"error: unknown profile {profile!r}; use one of {sorted(PROFILES)}", file=sys.stderr)

@@ -122,7 +122,7 @@ TABLE3: dict[str, tuple[LimitedRow, ...]] = {
 LIMITED: dict[str, tuple[int, dict[str, tuple[LimitedRow, ...]]]] = {"Rain200H": (2, TABLE2), "Rain800": (3, TABLE3)}
 
 # Table 4: ablation study on DDN-SIRR, {configuration: {group: (PSNR, SSIM)}}; the keys are the
-# ablation names of mosslib.profiles.ABLATIONS.
+# ablation names of mosslib.method.profiles.ABLATIONS.
 TABLE4: dict[str, dict[str, tuple[float, float]]] = {
     "basic": {"dense": (19.99, 0.835), "sparse": (25.74, 0.881)},
     "no_memory": {"dense": (22.21, 0.870), "sparse": (26.82, 0.906)},

@@ -2,14 +2,14 @@
 
 Pixels are mapped to the network's range [-1, 1] from their own bit depth (8-bit
 ``x = u / 127.5 - 1``, 16-bit ``x = v / 32767.5 - 1``) and back with rounding. Images above
-:data:`~mosslib.tiling.TILE_THRESHOLD` pixels (1024 * 1024) run in 512-pixel tiles with
-32-pixel blended overlaps (:mod:`mosslib.tiling`), so memory stays bounded for any size;
+:data:`~mosslib.apps.tiling.TILE_THRESHOLD` pixels (1024 * 1024) run in 512-pixel tiles with
+32-pixel blended overlaps (:mod:`mosslib.apps.tiling`), so memory stays bounded for any size;
 smaller images run whole. File formats, modes, bit depths and metadata are kept by
-:mod:`mosslib.photo`. The command never writes over an input: it refuses an OUTDIR that is
+:mod:`mosslib.apps.photo`. The command never writes over an input: it refuses an OUTDIR that is
 the folder of an input file, or an output path that is an input.
 
-``mosslib.derain`` is this module, and the module is callable: ``mosslib.derain(image)`` is
-``mosslib.derain.derain(image)`` (a function and a sub-module cannot share the name otherwise).
+``mosslib.apps.derain`` is this module, and the module is callable: ``mosslib.derain(image)`` is
+``mosslib.apps.derain.derain(image)`` (a function and a sub-module cannot share the name otherwise).
 """
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .imageio import IMAGE_SUFFIXES, ImageError, is_image_file
+from ..data.imageio import IMAGE_SUFFIXES, ImageError, is_image_file
+from ..model import fast
 from .photo import Photo, from_array, from_pil, read_photo, to_array, to_pil, write_photo
-from .selfensemble import ENSEMBLE_SIZES, self_ensemble
+from ..model.selfensemble import ENSEMBLE_SIZES, self_ensemble
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TILE_THRESHOLD, choose_tile, tiled_map
 
 __all__ = [
@@ -55,7 +56,7 @@ _DEFAULT_MODELS: dict[str, nn.Module] = {}
 # -- the model -------------------------------------------------------------------------------
 def _load(model: nn.Module | str | os.PathLike | None, device: str) -> nn.Module:
     """None: the shipped model (cached per device); a path: a checkpoint; a module: itself."""
-    from .checkpoint import load_model
+    from ..method.checkpoint import load_model
 
     if model is None:
         if device not in _DEFAULT_MODELS:
@@ -84,9 +85,9 @@ def _check_device(device: str) -> str:
 
 def make_forward(model: nn.Module, precision: str = "fp32", device: str = "cpu", ensemble: int = 1) -> Forward:
     """A callable (B, 3, H, W) in [-1, 1] -> same, for ``precision`` "fp32" or "bf16", averaged over
-    ``ensemble`` mirrors of the input (1, 2 or 4: :mod:`mosslib.selfensemble`).
+    ``ensemble`` mirrors of the input (1, 2 or 4: :mod:`mosslib.model.selfensemble`).
 
-    bf16 uses ``mosslib.fast.prepare`` when that module exists, else autocast around the model.
+    bf16 uses ``mosslib.model.fast.prepare`` when that module exists, else autocast around the model.
     """
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
@@ -96,17 +97,7 @@ def make_forward(model: nn.Module, precision: str = "fp32", device: str = "cpu",
 def _precision_forward(model: nn.Module, precision: str, device: str) -> Forward:
     if precision == "fp32":
         return model
-    if importlib.util.find_spec("mosslib.fast") is not None:
-        from . import fast
-
-        return fast.prepare(model, precision=precision, device=device)
-    device_type = torch.device(device).type
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
-            return model(x).float()
-
-    return forward
+    return fast.prepare(model, precision=precision, device=device)
 
 
 # -- pixels and photos -----------------------------------------------------------------------
@@ -168,7 +159,7 @@ def derain(
 
     ``model``: None (the shipped model), a checkpoint path, or an nn.Module (run in eval mode,
     its mode restored). ``device``: default the module's device, else "cpu". ``ensemble``: 1, 2 or
-    4 mirrored passes averaged (:mod:`mosslib.selfensemble`; n times slower). A PIL image is
+    4 mirrored passes averaged (:mod:`mosslib.model.selfensemble`; n times slower). A PIL image is
     taken as is (no EXIF rotation); palette/CMYK images come back as RGB(A).
     """
     if isinstance(image, np.ndarray):
@@ -359,7 +350,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointError
+    from ..method.checkpoint import CheckpointError
 
     if args.overlap < 0 or (args.tile is not None and args.tile < 0):
         print("error: --tile and --overlap must be >= 0", file=sys.stderr)
@@ -384,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _CallableModule(types.ModuleType):
-    """``mosslib.derain`` names this module; calling it calls :func:`derain`."""
+    """``mosslib.apps.derain`` names this module; calling it calls :func:`derain`."""
 
     def __call__(self, *args, **kwargs):
         return derain(*args, **kwargs)

@@ -16,7 +16,7 @@ the project's trainer as a supervised peer (``python -m mosslib train --model pr
 * ``umrl`` - UMRL (Yasarla and Patel, CVPR 2019): an encoder-decoder of dense blocks estimating
   the rain residual at 1/4, 1/2 and full scale, each coarse residual weighted by a confidence
   map before it guides the next scale; a shared residual and a shared confidence head.
-* ``moedn`` - the project's MOEDN (:mod:`mosslib.network`).
+* ``moedn`` - the project's MOEDN (:mod:`mosslib.model.network`).
 
 On CPU every network runs in channels_last memory format inside ``forward`` (as MOEDN does), so
 the timing comparison treats all alike.

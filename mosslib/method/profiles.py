@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from .config import ModelConfig, from_dict, replace_path, to_dict
+from ..model.config import ModelConfig, from_dict, replace_path, to_dict
 
 __all__ = [
     "DataConfig",
@@ -40,7 +40,7 @@ __all__ = [
 class DataConfig:
     """Where the data comes from (paths relative to ``root``) and how it is sampled."""
 
-    root: str = ""  # "" -> the embedded data set (mosslib.embedded); else a folder such as ../shared/data
+    root: str = ""  # "" -> the embedded data set (mosslib.data.embedded); else a folder such as ../shared/data
     embedded_size: str = "default"  # "default" | "tiny" (when root is "")
     labeled: str = "synthetic"  # paired training set D_L (a data set folder under root)
     labeled_split: str = "train"
@@ -96,7 +96,7 @@ class TrainConfig:
 
     profile: str = "quick"
     ablation: str = "full"
-    arch: str = "moedn"  # or a baseline of mosslib.baselines (supervised peers), e.g. "prenet"
+    arch: str = "moedn"  # or a baseline of mosslib.model.baselines (supervised peers), e.g. "prenet"
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -200,7 +200,7 @@ _HASH_OMITTED_AT_DEFAULT = {
 
 def config_hash(cfg: TrainConfig) -> str:
     """A short stable hash of everything that changes a run's result (for caching runs)."""
-    from .network import ARCH_VERSION
+    from ..model.network import ARCH_VERSION
 
     data = to_dict(cfg)
     for group, defaults in _HASH_OMITTED_AT_DEFAULT.items():

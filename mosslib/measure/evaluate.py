@@ -2,7 +2,7 @@
 test set, per evaluation group (DDN-SIRR: dense = inputs 1-10, sparse = 11-20, plus all).
 
 ``python -m mosslib evaluate --data PATH [--checkpoint CKPT | --method input] [--convention rgb|y]
-[--ensemble N] --json`` (``--ensemble``: the flip self-ensemble of :mod:`mosslib.selfensemble`).
+[--ensemble N] --json`` (``--ensemble``: the flip self-ensemble of :mod:`mosslib.model.selfensemble`).
 Without ``--checkpoint`` and with ``--method model`` (the default) the shipped model is used.
 Images go through the model whole, with the same padding as inference (MOEDN pads to a multiple
 of 8 inside and crops back).
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .metrics import describe, psnr, ssim
-from .selfensemble import ENSEMBLE_SIZES, self_ensemble
+from ..model.selfensemble import ENSEMBLE_SIZES, self_ensemble
 
 __all__ = ["derain_tensor", "evaluate_pairs", "summarise", "add_arguments", "run"]
 
@@ -74,14 +74,14 @@ def add_arguments(p) -> None:
     p.add_argument("--convention", default="rgb", choices=("rgb", "y"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES,
-                   help="average N mirrored passes (mosslib.selfensemble; default 1)")
+                   help="average N mirrored passes (mosslib.model.selfensemble; default 1)")
     p.add_argument("--per-image", action="store_true", help="include per-image values in the JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args) -> int:
-    from .checkpoint import CheckpointError, load_model
-    from .data import DataError, open_dataset
+    from ..method.checkpoint import CheckpointError, load_model
+    from ..data.layouts import DataError, open_dataset
 
     try:
         dataset = open_dataset(args.data)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DataError, DataWarning, Pair
+from .layouts import DataError, DataWarning, Pair
 from .imageio import ImageError, read_rgb
 
 __all__ = [
@@ -71,7 +71,7 @@ def validation_split(pairs, fraction: float, seed: int) -> tuple[list, list]:
 
 def limited_labels(pairs, fraction: float, seed: int) -> tuple[list, list]:
     """(D_L, D_U): ``round(fraction * n)`` (at least 1) pairs keep their labels, the rest form D_U
-    (the caller drops their labels, e.g. :func:`mosslib.data.drop_labels`). For one seed, D_L of
+    (the caller drops their labels, e.g. :func:`mosslib.data.layouts.drop_labels`). For one seed, D_L of
     a smaller fraction is a subset of D_L of a larger one."""
     items = list(pairs)
     n = len(items)

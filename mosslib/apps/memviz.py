@@ -7,7 +7,7 @@ MOEDN and a set of images, returning arrays or matplotlib figures.
   (how often each item is the nearest one), and the k input patches whose queries are most
   similar to an item (its receptive field on the input: the "prototypical rain patterns").
 * :func:`pca_2d` projects the items of one or more memories on shared principal axes.
-* :class:`MemoryViews` caches all of that for several checkpoints; :mod:`mosslib.widgets`
+* :class:`MemoryViews` caches all of that for several checkpoints; :mod:`mosslib.apps.widgets`
   wires it to controls and :func:`save_memory_figures` renders it statically.
 
 Images are uint8 (H, W, 3); the network sees them in [-1, 1]. The latent grid is
@@ -542,7 +542,7 @@ class MemoryViews:
             raise KeyError(f"no image named {name!r}; known: {self.image_names[:5]}...")
         value = self._images[name]
         if not isinstance(value, np.ndarray):
-            from .imageio import read_rgb
+            from ..data.imageio import read_rgb
 
             value = self._images[name] = read_rgb(value)
         return value
@@ -642,7 +642,7 @@ CHECKPOINTS = {"pre-trained": "pretrain.pt", "self-trained": "best.pt"}
 def run_checkpoints(run: str | Path) -> dict[str, object]:
     """The memories of a run folder to compare: "pre-trained" (``pretrain.pt``, the memory
     after supervised pre-training) and "self-trained" (``best.pt``); missing files are left out."""
-    from .checkpoint import CheckpointError, load_model
+    from ..method.checkpoint import CheckpointError, load_model
 
     run = Path(run)
     models = {label: load_model(run / name) for label, name in CHECKPOINTS.items() if (run / name).is_file()}
@@ -662,9 +662,9 @@ def spread(items: Sequence, n: int | None) -> list:
 def run_image_sets(run: str | Path, max_per_source: int | None = None) -> dict[str, dict[str, Path]]:
     """Images of a run's data for the explorer: {"test": the test set's rainy images (dense and
     sparse groups), "real": its unlabeled real (or real-like) images}, name -> path."""
-    from .data import open_dataset
-    from .experiments import config_of_run
-    from .trainset import data_root
+    from ..data.layouts import open_dataset
+    from ..method.runs import config_of_run
+    from ..method.trainset import data_root
 
     data = config_of_run(run).data
     root = data_root(data)

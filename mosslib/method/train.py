@@ -3,7 +3,7 @@
 One optimiser step (after pre-training):
 
 1. labeled crops (x_l, y_l) and unlabeled crops x_u; pseudo-labels y_p = f_xi(x_u) (teacher);
-2. noisy pairs (x_n, y_hat) from Eq. 8-9 (:func:`mosslib.losses.noisy_samples`);
+2. noisy pairs (x_n, y_hat) from Eq. 8-9 (:func:`mosslib.method.losses.noisy_samples`);
 3. one student forward on ``cat(x_l, x_n)`` - so the memory takes one Eq. 3 update per step,
    from all rainy inputs of the step - then
    ``L = l1 * L1(f(x_l), y_l) + l2 * L1(f(x_n), y_hat) + l3 * TV(f(x_n))`` (Eq. 12);
@@ -11,13 +11,13 @@ One optimiser step (after pre-training):
 
 During the first ``pretrain_steps`` steps the loss is ``l1 * L_SU`` alone (Eq. 6) and the
 teacher is not used; at the switch it is re-initialised from the student and ``pretrain.pt``
-is written. Choices the paper leaves open are written down in :mod:`mosslib.teacher`,
-:mod:`mosslib.losses` and the README.
+is written. Choices the paper leaves open are written down in :mod:`mosslib.method.teacher`,
+:mod:`mosslib.method.losses` and the README.
 
 A run can warm-start from a model checkpoint (``optim.init_from``, ``train --init-from``): its
 weights and memory replace the initialisation, the teacher starts equal to the student, and the
-file's SHA-256 is part of the run's configuration (:func:`mosslib.lineage.warm_start`; resuming,
-extending and forking runs are in :mod:`mosslib.lineage` too).
+file's SHA-256 is part of the run's configuration (:func:`mosslib.method.lineage.warm_start`; resuming,
+extending and forking runs are in :mod:`mosslib.method.lineage` too).
 
 Every random draw of a step comes from generators seeded by ``(seed, step, rank)``, so resuming
 from a checkpoint reproduces an uninterrupted run exactly (CPU, deterministic mode).
@@ -41,10 +41,10 @@ from torch import nn
 
 from . import losses
 from .checkpoint import FORMAT, VERSION, CheckpointError, atomic_save, atomic_write_text, load_checkpoint, run_metadata
-from .config import to_dict
+from ..model.config import to_dict
 from .lineage import check_resume, extend_run, file_sha256, fork_pretrained, lr_at, warm_start
-from .metrics import psnr, ssim
-from .network import MOEDN
+from ..measure.metrics import psnr, ssim
+from ..model.network import MOEDN
 from .profiles import ABLATIONS, PROFILES, TrainConfig, config_from_dict, config_hash, make_config
 from .teacher import Teacher
 
@@ -61,7 +61,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     """MOEDN from ``cfg.model``, or a baseline peer (``cfg.arch``) for supervised runs."""
     if cfg.arch == "moedn":
         return MOEDN(cfg.model)
-    from .baselines import build_model as build_baseline
+    from ..model.baselines import build_model as build_baseline
 
     return build_baseline(cfg.arch)
 
@@ -119,7 +119,7 @@ class Trainer:
         self.meta = {**run_metadata(cfg.seed, self.device), "memory_format": memory_format}
         self.segments = [{"from_step": 0, **self.meta}]
         if cfg.optim.precision == "bf16":
-            from .fast import bf16_supported
+            from ..model.fast import bf16_supported
 
             if not bf16_supported(self.device):
                 warnings.warn(
@@ -254,7 +254,7 @@ class Trainer:
         (mean over all pairs, and per group when ``data.val_extra_rain`` adds procedurally rained
         pairs). Always in fp32, as ``evaluate`` does: a bf16 run is selected by the same numbers
         as an fp32 one."""
-        from .sampling import to_tensor, to_uint8_image
+        from ..data.sampling import to_tensor, to_uint8_image
 
         model = self.teacher.net if net == "teacher" else self.model
         self.model.eval()
@@ -350,7 +350,7 @@ class Trainer:
         t0, n0 = time.perf_counter(), self.step
         end = cfg.optim.steps if stop_at is None else min(stop_at, cfg.optim.steps)
         if self.prefetch and self.step < end:
-            from .sampling import Prefetcher
+            from ..data.sampling import Prefetcher
 
             self._prefetcher = Prefetcher(self._make_batch, self.step)
         stopped = None

@@ -16,7 +16,7 @@ EXIF without its orientation tag, JPEG sub-sampling, WebP losslessness, TIFF com
   is dropped because the pixels are already upright.
 
 Supported formats: PNG, JPEG (and MPO, its multi-picture variant from phones: the first
-picture), BMP, TIFF and WebP, single-frame. Errors are :class:`~mosslib.imageio.ImageError`
+picture), BMP, TIFF and WebP, single-frame. Errors are :class:`~mosslib.data.imageio.ImageError`
 naming the file.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .imageio import ImageError, _open
+from ..data.imageio import ImageError, _open
 
 __all__ = [
     "Photo",

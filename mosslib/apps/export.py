@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
-from .config import to_dict
-from .experiments import config_of_run
+from ..method.checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
+from ..model.config import to_dict
+from ..method.runs import config_of_run
 
 __all__ = ["export_model", "rescore_model", "model_card", "selection_rule", "card_markdown", "add_arguments", "run"]
 
@@ -82,9 +82,9 @@ def _lineage(config: dict) -> dict:
 
 def _score(model, evals: dict[str, str] | None, progress: bool) -> dict:
     """``{name: {convention: {convention, folder, splits}}}`` of a model on each test folder."""
-    from .data import open_dataset
-    from .evaluate import evaluate_pairs, summarise
-    from .metrics import describe
+    from ..data.layouts import open_dataset
+    from ..measure.evaluate import evaluate_pairs, summarise
+    from ..measure.metrics import describe
 
     metrics = {}
     for name, folder in (evals or {}).items():
@@ -163,8 +163,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from .checkpoint import shipped_model_path
-    from .data import DataError
+    from ..method.checkpoint import shipped_model_path
+    from ..data.layouts import DataError
 
     evals = {}
     for item in args.eval:

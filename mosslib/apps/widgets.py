@@ -1,7 +1,7 @@
 """ipywidgets wiring of the memory explorer and of the blind preference study.
 
-Only wiring lives here: every view comes from :mod:`mosslib.memviz` and every piece of study
-state from :mod:`mosslib.userstudy`. Images are shown with ``ipywidgets.Image`` (PNG bytes),
+Only wiring lives here: every view comes from :mod:`mosslib.apps.memviz` and every piece of study
+state from :mod:`mosslib.apps.userstudy`. Images are shown with ``ipywidgets.Image`` (PNG bytes),
 so a notebook needs no interactive matplotlib backend. The usage histogram is shown as a
 picture; its matplotlib figure (``MemoryExplorer.usage_figure``) is wired so that a click on a
 bar selects that item wherever the figure is live (e.g. ``display(explorer.usage_figure.canvas)``
@@ -36,7 +36,7 @@ def decode_upload(entry: Mapping) -> tuple[str, np.ndarray]:
     """(name, uint8 RGB image) of one ``FileUpload`` value entry; a clear error otherwise."""
     from PIL import UnidentifiedImageError
 
-    from .imageio import to_rgb8
+    from ..data.imageio import to_rgb8
 
     name = str(entry.get("name", "upload"))
     try:
@@ -57,7 +57,7 @@ class MemoryExplorer:
     """The memory explorer (05_memory): checkpoint, image source, image (or an upload) and
     item controls; each view is recomputed only when what it depends on changes.
 
-    ``views``: a :class:`~mosslib.memviz.MemoryViews`; ``sources``: label -> image names in
+    ``views``: a :class:`~mosslib.apps.memviz.MemoryViews`; ``sources``: label -> image names in
     ``views`` (e.g. {"test": [...], "real": [...]}); an "uploaded" source collects uploads.
     """
 

@@ -5,7 +5,7 @@ block, then plain numbers; ``pandas.read_csv(path, comment="#")`` reads it) and 
 same header as a list, then a pipe table whose paper numbers say "(reported)"). The header
 names the profile, the data, the metric convention, the number of test images and the seeds.
 
-Scores come as lists of :func:`mosslib.experiments.evaluated` results, one per seed:
+Scores come as lists of :func:`mosslib.method.runs.evaluated` results, one per seed:
 ``{"splits": {group: {"n", "psnr", "ssim"}}, "per_image": {group: [{"name", "psnr", "ssim"}]}}``.
 A gain is the mean of paired per-image differences (per-image values averaged over seeds first)
 with a 95 % percentile bootstrap interval over test images.
@@ -55,7 +55,7 @@ __all__ = [
     "save_figure",
 ]
 
-PSNR_CAP = 100.0  # identical images give inf; capped as in mosslib.evaluate.summarise
+PSNR_CAP = 100.0  # identical images give inf; capped as in mosslib.measure.evaluate.summarise
 METRICS = ("psnr", "ssim")
 DIGITS = {"psnr": 2, "ssim": 3}
 
@@ -63,7 +63,7 @@ DIGITS = {"psnr": 2, "ssim": 3}
 # -- where things go ---------------------------------------------------------------------------
 def repo_root() -> Path:
     """The checkout that holds the mosslib package (relative book paths start here)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def gain_of(base: Sequence[Mapping], new: Sequence[Mapping], group: str, metric:
 
 def input_scores(test_root, convention: str = "rgb") -> dict:
     """Scores of the rainy test images themselves (the paper's "Input" column), shaped like evaluated()."""
-    from .data import open_dataset
+    from ..data.layouts import open_dataset
     from .evaluate import evaluate_pairs, summarise
 
     ds = open_dataset(test_root)
@@ -227,7 +227,7 @@ class TableMeta:
 def data_source(cfg) -> str:
     """The data root of a run configuration, in words (a folder, or the embedded data)."""
     d = cfg.data
-    return d.root or f"embedded data ({d.embedded_size}; mosslib.embedded, procedural rain on scikit-image photos)"
+    return d.root or f"embedded data ({d.embedded_size}; mosslib.data.embedded, procedural rain on scikit-image photos)"
 
 
 def data_description(cfg) -> str:

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .data import LAYOUT_ALIASES, LAYOUTS, DataError, DataWarning, Dataset, find_datasets
+from ..data.layouts import LAYOUT_ALIASES, LAYOUTS, DataError, DataWarning, Dataset, find_datasets
 
 __all__ = ["add_arguments", "run"]
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _resolve(path: str) -> Path:
     if path in ("embedded", "embedded:default", "embedded:tiny") and not Path(path).exists():
-        from .embedded import ensure
+        from ..data.embedded import ensure
 
         return ensure(size=path.partition(":")[2] or "default")
     return Path(path)

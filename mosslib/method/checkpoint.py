@@ -6,7 +6,7 @@ with ``torch.load(..., weights_only=True)`` and never runs a pickle):
 ``{"format": "mosslib", "version": 1, "kind": "train" | "model", "config": {...},
 "model": state_dict, "meta": {...}, ...}``; training checkpoints add ``teacher``,
 ``optimizer``, ``step`` and the RNG states. ``config["model"]`` always holds the
-:class:`~mosslib.config.ModelConfig` as a dict.
+:class:`~mosslib.model.config.ModelConfig` as a dict.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, from_dict
+from ..model.config import ModelConfig, from_dict
 
 __all__ = [
     "FORMAT",
@@ -35,7 +35,7 @@ __all__ = [
 
 FORMAT = "mosslib"
 VERSION = 1
-SHIPPED = Path(__file__).parent / "weights" / "moss_cpu.pt"
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "moss_cpu.pt"
 
 
 class CheckpointError(ValueError):
@@ -78,7 +78,7 @@ def _git_rev() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
+            cwd=Path(__file__).resolve().parents[1],
             capture_output=True,
             text=True,
             timeout=5,
@@ -86,7 +86,7 @@ def _git_rev() -> str:
         commit = out.stdout.strip() or "unknown"
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=Path(__file__).parent,
+            cwd=Path(__file__).resolve().parents[1],
             capture_output=True,
             text=True,
             timeout=5,
@@ -98,7 +98,7 @@ def _git_rev() -> str:
 
 def run_metadata(seed: int | None = None, device: str | torch.device = "cpu") -> dict:
     """Seed, git commit, versions and device: stored in every checkpoint and results file."""
-    from . import __version__
+    from .. import __version__
 
     return {
         "seed": seed,
@@ -120,7 +120,7 @@ def save_model(model, path: str | os.PathLike, config: dict | None = None, dtype
     tensors in it (e.g. ``torch.float16``, half the size; :func:`load_model` computes in fp32);
     ``extra`` entries (e.g. ``card``) are stored beside it. Loads back with :func:`load_model`.
     """
-    from .config import to_dict
+    from ..model.config import to_dict
 
     cfg = config if config is not None else to_dict(model.cfg)
     state = {k: v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()
@@ -178,7 +178,7 @@ def load_model(path: str | os.PathLike | None = None, which: str = "best", devic
     ``which``: for a run folder, ``"best"`` (chosen on the validation split) or ``"last"``.
     A checkpoint whose weights do not fit its own configuration raises CheckpointError.
     """
-    from .network import MOEDN
+    from ..model.network import MOEDN
 
     if path is None:
         path = SHIPPED
@@ -193,7 +193,7 @@ def load_model(path: str | os.PathLike | None = None, which: str = "best", devic
     if arch == "moedn":
         model = MOEDN(cfg)
     else:  # a supervised peer trained with `train --model NAME`
-        from .baselines import build_model
+        from ..model.baselines import build_model
 
         model = build_model(arch)
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}

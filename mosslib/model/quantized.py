@@ -10,7 +10,7 @@ part most sensitive to rounding, and it is cheap. Bilinear up-sampling runs in f
 chosen residual layers in bf16 (fp32's range, so no clipping there).
 
 Why int8: on this project's CPU (AMD EPYC, Zen 4: avx512_bf16 and avx512_vnni, no AMX) bf16
-can at most double the convolutions' throughput over fp32 (see :mod:`mosslib.fast`), while
+can at most double the convolutions' throughput over fp32 (see :mod:`mosslib.model.fast`), while
 int8 VNNI convolutions ran 3.3-3.7x faster than fp32 channels_last ones (one 3x3 conv of 32 or
 64 channels at 128x128 or 64x64, 1 thread).
 
@@ -57,7 +57,7 @@ __all__ = ["Int8MOEDN", "int8_supported", "int8_why_not", "default_calibration"]
 
 def int8_why_not() -> str:
     """Why int8 inference is not offered here ("" when it is): it needs oneDNN's quantized engine
-    and a CPU with VNNI (one of :data:`mosslib.fast.VNNI_FLAGS`).
+    and a CPU with VNNI (one of :data:`mosslib.model.fast.VNNI_FLAGS`).
 
     Without VNNI, oneDNN sums pairs of u8 x s8 products into int16 with saturation (``vpmaddubsw``;
     oneDNN's guide, "Nuances of int8 computations"), so activations that use the full 8 bits
@@ -90,9 +90,9 @@ def _engine(name: str = "onednn"):
 
 def default_calibration(n: int = 6, side: int = 128) -> list[torch.Tensor]:
     """``n`` rainy training images of the embedded data set, centre-cropped to ``side``: (1, 3, h, w)."""
-    from .embedded import ensure
-    from .imageio import read_rgb
-    from .sampling import to_tensor
+    from ..data.embedded import ensure
+    from ..data.imageio import read_rgb
+    from ..data.sampling import to_tensor
 
     files = sorted((Path(ensure()) / "synthetic" / "train" / "rain").glob("*.png"))[:: 3][:n]
     out = []

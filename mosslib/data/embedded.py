@@ -157,9 +157,9 @@ def build(root: Path, spec: Spec) -> dict:
 
 def _readme(m: dict) -> str:
     c = m["counts"]
-    return f"""mosslib embedded data set ({m['version']}): built offline by mosslib.embedded, no download.
+    return f"""mosslib embedded data set ({m['version']}): built offline by mosslib.data.embedded, no download.
 
-Made from the photographs shipped with scikit-image, with procedural rain (mosslib.rain):
+Made from the photographs shipped with scikit-image, with procedural rain (mosslib.data.rain):
   training photos {', '.join(m['train_photos'])}; test photos {', '.join(m['test_photos'])} (never used for training).
 
 synthetic/train/{{rain,norain}}/NAME.png  {c['train_pairs']} labeled pairs: crops of the training photos, "synthetic"

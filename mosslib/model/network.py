@@ -36,7 +36,7 @@ output is 0.54 L1 away from the target against 0.18 (re-run: ``python -m mosslib
 Sizes that are not multiples of ``2**num_scales`` are padded inside ``forward`` (reflect where
 the image is large enough, replicate otherwise) and cropped back. On CPU the activations are
 kept in channels_last (NHWC) memory format inside ``forward`` (about 1.15-1.3x faster, see
-``mosslib.bench``); elsewhere they stay contiguous (NCHW) unless ``MOEDN.channels_last`` is set
+``mosslib.apps.bench``); elsewhere they stay contiguous (NCHW) unless ``MOEDN.channels_last`` is set
 (``train --memory-format``; ``train --time-layouts`` measures both). The output is a contiguous
 (B, 3, H, W) tensor either way, and the layout does not change what the network computes.
 """
@@ -52,7 +52,7 @@ from .memory import RainMemory
 __all__ = ["ARCH_VERSION", "MOEDN", "ResidualLayer", "pad_to_multiple"]
 
 # Bumped whenever the function MOEDN computes for a given ModelConfig changes, so cached runs
-# (mosslib.experiments, keyed by profiles.config_hash) are never reused across such a change.
+# (mosslib.method.runs, keyed by profiles.config_hash) are never reused across such a change.
 ARCH_VERSION = 3  # 3: encoder-to-decoder fusion (ModelConfig.fuse)
 
 

@@ -2,7 +2,7 @@
 
 ``python -m mosslib train --time-layouts N`` and ``--time-batches B1,B2,...`` call these: the
 whole ``Trainer.train_step`` (teacher, memory, EMA and optimiser included) of one configuration,
-its variants timed in alternating rounds in one process (:func:`mosslib.bench.time_interleaved`),
+its variants timed in alternating rounds in one process (:func:`mosslib.apps.bench.time_interleaved`),
 so that a change in machine load hits them alike. ``scripts/device/gpu_stage.sh`` runs both probes
 before a GPU stage and :func:`choose_batch` picks its batch.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .bench import device_name, time_interleaved
+from ..apps.bench import device_name, time_interleaved
 
 __all__ = ["time_train_layouts", "time_train_batches", "choose_batch"]
 

@@ -1,14 +1,14 @@
 """``python -m mosslib bench``: MOEDN and its peers timed side by side in one run (Fig. 8).
 
-For each network (:data:`mosslib.baselines.MODEL_NAMES`): parameters, GFLOP per 256x256 forward
+For each network (:data:`mosslib.model.baselines.MODEL_NAMES`): parameters, GFLOP per 256x256 forward
 (``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products), median latency
 of repeated forwards at 256x256 and 512x512 (all networks timed in interleaved rounds, so a
 change in machine load hits all alike), peak tensor memory of one forward, achieved GFLOP/s and
 its fraction of the machine's ceiling, measured in the same rounds as the networks (a 64->64 3x3
 fp32 convolution at 256x256, best of NCHW and channels_last, and a 2048x2048 fp32 matrix
-product; bf16 versions too). MOEDN is also timed through :func:`mosslib.fast.prepare` (variant
+product; bf16 versions too). MOEDN is also timed through :func:`mosslib.model.fast.prepare` (variant
 ``fast``: bf16 where supported) and, on x86 CPUs, its int8 path (variant ``int8``,
-:mod:`mosslib.quantized`). Then the training throughput of
+:mod:`mosslib.model.quantized`). Then the training throughput of
 MOEDN (forward, L1 loss, backward, Adam step) in the ``quick`` and ``paper`` profiles' batch and
 crop sizes, fp32 and bf16 autocast; the memory module's share of MOEDN's time at 512x512; and,
 when DDN-SIRR is at hand, the PSNR change of the fast path against fp32. The targets of the speed
@@ -52,9 +52,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import fast
-from .baselines import MODEL_NAMES, build_model, count_params
-from .quantized import int8_supported
+from ..model import fast
+from ..model.baselines import MODEL_NAMES, build_model, count_params
+from ..model.quantized import int8_supported
 
 __all__ = [
     "TARGETS",
@@ -222,10 +222,10 @@ def peak_memory_mb(fn: Callable[[torch.Tensor], object], x: torch.Tensor) -> flo
 
 # -- training throughput ------------------------------------------------------------------------
 def _profile_batch(profile: str) -> tuple[int, int]:
-    """(batch size, crop) of a training profile (mosslib.profiles), with the issue's defaults."""
+    """(batch size, crop) of a training profile (mosslib.method.profiles), with the issue's defaults."""
     defaults = {"quick": (4, 64), "paper": (16, 256)}
     try:
-        from .profiles import PROFILES
+        from ..method.profiles import PROFILES
 
         data = PROFILES[profile].get("data", {})
         b, c = defaults.get(profile, (4, 64))
@@ -267,19 +267,19 @@ def _default_data_root() -> Path | None:
     env = os.environ.get("DATA_ROOT")
     if env:
         return Path(env)
-    beside = Path(__file__).resolve().parents[2] / "shared" / "data"
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data"
     return beside if beside.is_dir() else None
 
 
 def _sirr_pairs(root: Path) -> list:
-    from .data import open_dataset
+    from ..data.layouts import open_dataset
 
     groups = open_dataset(root / "DDN-SIRR").test_groups()
     return [p for g in groups.values() for p in g]
 
 
 def _psnr_model(checkpoint: str | None) -> tuple[nn.Module, str]:
-    from .checkpoint import load_model, shipped_model_path
+    from ..method.checkpoint import load_model, shipped_model_path
 
     if checkpoint:
         return load_model(checkpoint), f"checkpoint {checkpoint}"
@@ -324,7 +324,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             entries.append({"name": name, "variant": "fast", "params": count_params(net), "gflop_256": g,
                             "precision": fast_precision, "path": prepared.describe()})
             fns_by_key[f"{name}/fast"] = prepared
-            if device.type == "cpu" and int8_supported():  # the int8 path (mosslib.quantized)
+            if device.type == "cpu" and int8_supported():  # the int8 path (mosslib.model.quantized)
                 q = fast.prepare(net, "int8", device)
                 if q.precision == "int8":
                     entries.append({"name": name, "variant": "int8", "params": count_params(net), "gflop_256": g,

@@ -18,7 +18,7 @@ the 2 cores were shared with other jobs, so wall-clock numbers were noisier):
   avx512_bf16); fp32 convolutions run at 105-110 GFLOP/s per core, also at peak (32
   FLOP/cycle). So bf16 can at most halve the convolution time here: a 3x speed-up over a
   well-laid-out fp32 model is out of reach on this CPU without changing the network. int8
-(``precision="int8"``, :mod:`mosslib.quantized`, VNNI convolutions at 3.3-3.7x fp32) reached
+(``precision="int8"``, :mod:`mosslib.model.quantized`, VNNI convolutions at 3.3-3.7x fp32) reached
 2.6-2.8x, at an accuracy cost beyond the 0.05 dB budget and with artifacts on some real photos,
 so ``derain`` does not offer it.
 
@@ -217,7 +217,7 @@ def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bo
     """A fast callable for ``model``: (B, 3, H, W) in [-1, 1] -> fp32 (B, 3, H, W); model put in eval mode.
 
     ``precision``: "fp32", "bf16" (falls back to fp32 with a warning where bf16 is not
-    supported) or "int8" (MOEDN on CPU only, :class:`mosslib.quantized.Int8MOEDN`, calibrated on
+    supported) or "int8" (MOEDN on CPU only, :class:`mosslib.model.quantized.Int8MOEDN`, calibrated on
     embedded training images; falls back to bf16 or fp32 with a warning elsewhere). ``compile``: None (default) -> no ``torch.compile`` (it does not pay on CPU here);
     True -> try it and fall back to eager with a warning if it fails.
     """
@@ -266,7 +266,7 @@ def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bo
 
 
 def _int8_path(model: nn.Module, device: torch.device, notes: list[str]):
-    """:class:`~mosslib.quantized.Int8MOEDN` when it applies and agrees with the model on a
+    """:class:`~mosslib.model.quantized.Int8MOEDN` when it applies and agrees with the model on a
     calibration image (max abs difference <= 0.25 in [-1, 1]); else None, with a warning."""
     from .quantized import Int8MOEDN, default_calibration, int8_why_not
 
@@ -309,11 +309,11 @@ def psnr_change_vs_fp32(model: nn.Module, pairs: Iterable, precision: str = "bf1
                         fast: Callable | None = None) -> dict:
     """PSNR (RGB convention) of the fp32 model and of its fast path on (rainy, clean) pairs.
 
-    ``pairs``: ``mosslib.data.Pair`` objects or (rainy, clean) uint8 (H, W, 3) arrays. Returns
+    ``pairs``: ``mosslib.data.layouts.Pair`` objects or (rainy, clean) uint8 (H, W, 3) arrays. Returns
     ``{"n", "psnr_fp32", "psnr_fast", "delta_db", "max_abs_delta_db", "max_pixel_diff"}`` where
     ``delta_db`` = mean PSNR(fast) - mean PSNR(fp32) and ``max_pixel_diff`` is in uint8 levels.
     """
-    from .metrics import psnr
+    from ..measure.metrics import psnr
 
     model = model.eval().to(device)
     fast = fast or prepare(model, precision, device)

@@ -2,7 +2,7 @@
 
 ``ModelConfig`` defaults are the released DDN-SIRR test configuration (NOTES.md). The
 training configuration (``TrainConfig``: data, optimisation, loss weights, profile) lives in
-:mod:`mosslib.profiles` together with the named profiles and ablations.
+:mod:`mosslib.method.profiles` together with the named profiles and ablations.
 """
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ class PreferenceStudy:
         value = self.outputs[photo][method]
         if isinstance(value, np.ndarray):
             return value
-        from .imageio import read_rgb
+        from ..data.imageio import read_rgb
 
         return read_rgb(value)
 
@@ -249,7 +249,7 @@ def method_outputs(models: Mapping[str, object], photos: Mapping[str, object], c
     Returns photo -> method -> PNG path, the ``outputs`` of :class:`PreferenceStudy`;
     ``include_input`` adds the rainy photo itself as method "input".
     """
-    from .imageio import read_rgb, write_rgb
+    from ..data.imageio import read_rgb, write_rgb
     from .memviz import derain_image
 
     cache_dir = Path(cache_dir)

@@ -104,9 +104,9 @@ def evaluated(run: str | os.PathLike, convention: str = "rgb", which: str = "bes
 
     Returns ``{"splits": {group: {"n", "psnr", "ssim"}}, "per_image": {group: [...]}, ...}``.
     """
-    from .evaluate import evaluate_pairs, summarise
-    from .data import open_dataset
-    from .metrics import describe
+    from ..measure.evaluate import evaluate_pairs, summarise
+    from ..data.layouts import open_dataset
+    from ..measure.metrics import describe
     from .trainset import test_dataset
 
     run = Path(run)

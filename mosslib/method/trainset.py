@@ -1,4 +1,4 @@
-"""The data of one training run, assembled from a :class:`~mosslib.profiles.DataConfig`.
+"""The data of one training run, assembled from a :class:`~mosslib.method.profiles.DataConfig`.
 
 D_L: the labeled split minus a validation split (``val_fraction``, for model selection) and, in
 the limited-label setting, minus the pairs whose labels are dropped (they join D_U as rainy
@@ -27,14 +27,14 @@ def data_root(data: DataConfig) -> Path:
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: data root not found (set DATA_ROOT or pass --data)")
         return root
-    from .embedded import ensure
+    from ..data.embedded import ensure
 
     return ensure(size=data.embedded_size)
 
 
 def test_dataset(data: DataConfig):
-    """The test set of a configuration, as a :class:`mosslib.data.Dataset`."""
-    from .data import open_dataset
+    """The test set of a configuration, as a :class:`mosslib.data.layouts.Dataset`."""
+    from ..data.layouts import open_dataset
 
     return open_dataset(data_root(data) / data.test)
 
@@ -51,7 +51,7 @@ def _rained_validation(cleans: list, styles: str, seed: int) -> list:
     """[(style, (rainy, clean))]: each of ``styles`` ("dense,heavy") rendered once on every clean image."""
     if not styles:
         return []
-    from .rain import render_many
+    from ..data.rain import render_many
 
     # a seed stream of its own: never one of the training pairs' renderings
     jobs = [(style, clean, 7_000_001 + seed * 1_000_003 + s * 100_003 + i)
@@ -79,8 +79,8 @@ class TrainData:
 
 
 def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> TrainData:
-    from .data import open_dataset
-    from .sampling import ImageBank, ImageSampler, PairSampler, limited_labels, validation_split
+    from ..data.layouts import open_dataset
+    from ..data.sampling import ImageBank, ImageSampler, PairSampler, limited_labels, validation_split
 
     d = cfg.data
     root = data_root(d)
@@ -90,7 +90,7 @@ def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Trai
     bank = ImageBank(labeled_pairs)
     n_extra = 0
     if d.extra_rain and d.extra_rain_copies > 0:
-        from .rain import render_many
+        from ..data.rain import render_many
 
         cleans = list(bank.targets)
         jobs = [(i, style.strip(), copy, cfg.seed * 1_000_003 + (s * 97 + copy) * 100_003 + i)
