@@ -80,7 +80,7 @@ EQUATIONS = [
     ("Eq. 8-9", "rain residuals R and noisy pairs x_n = T(x_hat + alpha r)", "mosslib.method.losses:noisy_samples"),
     ("Eq. 10", "unsupervised loss L_UN = |f(x_n) - y_hat|_1", "mosslib.method.losses:l1"),
     ("Eq. 11", "total variation of f(x_n)", "mosslib.method.losses:tv"),
-    ("Eq. 12", "L = l1 L_SU + l2 L_UN + l3 L_TV, one training step", "mosslib.method.train:Trainer.train_step"),
+    ("Eq. 12", "L = l1 L_SU + l2 L_UN + l3 L_TV (the step: mosslib.method.step)", "mosslib.method.losses:moss_loss"),
     ("Sec. 4.1", "PSNR / SSIM on RGB with scikit-image", "mosslib.measure.metrics:psnr"),
 ]
 

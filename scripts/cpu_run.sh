@@ -6,7 +6,7 @@
 # Other configurations (no_selftrain, no_tv) start from the full run's pre-training checkpoint
 # once it exists (exact: pre-training does not depend on their settings), else from scratch.
 # When the profile's budget was raised, a run continues from its shorter predecessor (copied,
-# the predecessor is kept): `train --extend-from`.
+# the predecessor is kept). All of this is `mosslib.method.runs.trained`, the book's run cache.
 # Runs live outside the work tree (MOSSLIB_RUNS, default ~/.cache/mosslib/runs) so they survive
 # a fresh checkout; logs go to $MOSSLIB_RUNS/cpu/<config>.log; progress is in <run>/log.jsonl.
 # DRY_RUN=1 prints the commands instead. THREADS (default 1) threads per trainer; SEQUENTIAL=1 trains the configurations one after the
@@ -31,15 +31,9 @@ print(run_dir(make_config('cpu', '$cfg', data_root='$DATA_ROOT'), '$RUNS'))")
     echo "$cfg: training into $out (log: $RUNS/cpu/$cfg.log)"
     # the head start (a shorter run of the same configuration, or shared pre-training) is looked
     # up when the trainer starts, so a sequential chain sees the runs finished before it
-    cmd="src=\$(\"$PY\" -c \"
-from mosslib.method.profiles import make_config
-from mosslib.method.runs import run_dir, shorter_sibling, pretrained_sibling
-cfg = make_config('cpu', '$cfg', data_root='$DATA_ROOT')
-if (run_dir(cfg, '$RUNS') / 'checkpoint.pt').exists(): print('')
-elif shorter_sibling(cfg, '$RUNS'): print('--extend-from', shorter_sibling(cfg, '$RUNS'))
-elif pretrained_sibling(cfg, '$RUNS'): print('--fork-from', pretrained_sibling(cfg, '$RUNS'))\");
-OMP_NUM_THREADS=$THREADS nice -n 5 \"$PY\" -m mosslib train --profile cpu --config $cfg --data \"$DATA_ROOT\" \\
-    --out \"$out\" --resume --quiet \$src >>\"$RUNS/cpu/$cfg.log\" 2>&1"
+    cmd="OMP_NUM_THREADS=$THREADS nice -n 5 \"$PY\" -c \"
+from mosslib.method.runs import trained
+trained('cpu', '$cfg', data_root='$DATA_ROOT', runs_dir='$RUNS', quiet=True)\" >>\"$RUNS/cpu/$cfg.log\" 2>&1"
     commands+=("$cmd")
 done
 [ ${#commands[@]} -gt 0 ] || exit 0

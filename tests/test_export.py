@@ -7,7 +7,7 @@ import torch
 from mosslib.method.checkpoint import CheckpointError, load_checkpoint, load_model
 from mosslib.apps.export import export_model, rescore_model
 from mosslib.method.profiles import make_config
-from mosslib.method.train import Trainer
+from mosslib.method.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,12 @@ def moedn():
     return MOEDN(ModelConfig(init="default"))  # random weights everywhere (identity init zeroes branches)
 
 
+@pytest.fixture(autouse=True)
+def fused_kernels_pay(monkeypatch):
+    """These tests check the fused path: on an AVX2-only CI machine ``prepare`` would skip it."""
+    monkeypatch.setattr(fast, "fused_pays", lambda device="cpu": True)
+
+
 def _x(*shape, seed=0):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
@@ -109,6 +115,24 @@ def test_compile_failure_falls_back(moedn, monkeypatch):
     x = _x(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(f(x), moedn(x), atol=1e-5)
+
+
+def test_default_precision_is_never_slower_than_fp32_on_avx2(moedn, monkeypatch):
+    """An AVX2-only CPU (no native bf16; oneDNN's fused kernels no faster than eager): the default
+    is fp32, and the fp32 "fast" path is the eager model itself, so it cannot be slower."""
+    monkeypatch.undo()  # the real fused_pays, with this CPU's flags replaced below
+    monkeypatch.setattr(fast, "cpu_flags", lambda: frozenset({"avx", "avx2", "fma"}))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not fast.native_bf16("cpu") and fast.default_precision("cpu") == "fp32"
+    assert not fast.fused_pays("cpu")
+    f = fast.prepare(moedn, fast.default_precision("cpu"))
+    assert f.precision == "fp32" and f._fn is moedn and "eager" in f.describe()
+    # a CPU with native bf16 (avx512_bf16) and oneDNN's bf16 kernels defaults to bf16
+    monkeypatch.setattr(fast, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    monkeypatch.setattr(fast, "bf16_supported", lambda device="cpu": True)
+    assert fast.default_precision("cpu") == "bf16"
+    monkeypatch.setattr(fast, "bf16_supported", lambda device="cpu": False)
+    assert fast.default_precision("cpu") == "fp32"
 
 
 def test_cpu_info_and_support_flags():

@@ -8,8 +8,9 @@ import torch
 
 from mosslib.method import losses
 from mosslib.method.checkpoint import load_checkpoint, load_model
-from mosslib.method.profiles import ABLATIONS, config_hash, make_config
-from mosslib.method.train import Trainer, TrainingDiverged
+from mosslib.method.profiles import ABLATIONS, config_from_dict, config_hash, make_config
+from mosslib.method.trainer import Trainer, TrainingDiverged
+from mosslib.model.config import to_dict
 
 
 def smoke(ablation="full", **over):
@@ -445,12 +446,6 @@ def test_bf16_training_steps_in_bf16_keeps_fp32_weights_and_validates_in_fp32(tm
     assert tr.validate() == fp32.validate()
 
 
-def test_fields_added_at_their_defaults_keep_old_run_hashes():
-    # the quick profile's full run was cached as full-52140c59b9 before optim.lr_decay_from,
-    # optim.init_from and data.val_extra_rain existed; at their defaults it keeps that folder
-    assert config_hash(make_config("quick", "full", data_root="")) == "52140c59b9"
-
-
 def test_metadata_is_recorded_at_start_and_each_resume_adds_a_segment(tmp_path, monkeypatch):
     import mosslib.method.checkpoint as ck
 
@@ -544,72 +539,32 @@ def test_commit_named_by_the_environment_wins_over_git(monkeypatch):
     assert ck.run_metadata()["git_commit"] == "abc1234"
 
 
-def test_memory_format_changes_layout_not_training(tmp_path):
-    """channels_last and contiguous activations train the same weights (to float rounding)."""
-    cfg = smoke()
-    runs = {}
-    for fmt in ("contiguous", "channels_last"):
-        tr = Trainer(cfg, tmp_path / fmt, quiet=True, memory_format=fmt)
-        assert tr.model.channels_last is (fmt == "channels_last")
-        assert tr.teacher.net.channels_last is tr.model.channels_last
-        tr.fit()
-        runs[fmt] = load_checkpoint(tmp_path / fmt / "checkpoint.pt")
-    a, b = runs["contiguous"]["model"], runs["channels_last"]["model"]
-    assert any(not torch.equal(a[k], b[k]) for k in a)  # really two computations
-    for k in a:
-        assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-5), k
-    auto = Trainer(cfg, tmp_path / "auto", quiet=True)
-    assert auto.memory_format == "auto" and auto.model.channels_last is None  # CPU: channels_last inside forward
-    with pytest.raises(ValueError, match="memory format"):
-        Trainer(cfg, tmp_path / "bad", quiet=True, memory_format="nhwc")
-
-
-def test_cli_time_layouts_writes_no_run(tmp_path, capsys, monkeypatch):
-    from mosslib.apps import cli
-
-    monkeypatch.chdir(tmp_path)
-    rc = cli.main(["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--time-layouts", "2"])
-    assert rc == 0
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(res["s_per_step"]) == {"contiguous", "channels_last"}
-    assert all(v > 0 for v in res["s_per_step"].values())
-    assert res["faster"] in res["s_per_step"] and res["steps"] == 2
-    assert not (tmp_path / "runs").exists()
-    assert cli.main(["train", "--profile", "smoke", "--data", "", "--time-layouts", "0"]) == 2
-
-
-def test_cli_time_batches_writes_no_run(tmp_path, capsys, monkeypatch):
-    from mosslib.apps import cli
-
-    monkeypatch.chdir(tmp_path)
-    rc = cli.main(["train", "--profile", "smoke", "--data", "", "--device", "cpu", "--time-batches", "4,2",
-                   "--time-steps", "2"])
-    assert rc == 0
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(res["s_per_step"]) == set(res["images_per_s"]) == {"2", "4"}
-    for b, t in res["s_per_step"].items():
-        assert t > 0 and res["images_per_s"][b] == pytest.approx(int(b) / t)
-    assert res["images_per_s"][str(res["fastest_images_per_s"])] == max(res["images_per_s"].values())
-    assert res["speedup_over_smallest"] == pytest.approx(max(res["images_per_s"].values()) / res["images_per_s"]["2"])
-    assert res["lr"] > 0 and res["steps"] == 2
-    assert not (tmp_path / "runs").exists()
-    for bad in (["--time-batches", "0,2"], ["--time-batches", "x"], ["--time-batches", "2", "--time-steps", "0"]):
-        assert cli.main(["train", "--profile", "smoke", "--data", "", *bad]) == 2
-        assert "--time-batches" in capsys.readouterr().err
-
-
-def test_pick_candidate_prefers_the_higher_mean_among_those_above_the_labeled_floor():
-    from mosslib.method.train import pick_candidate
+def test_selection_policy_prefers_the_higher_mean_among_those_above_the_labeled_floor():
+    from mosslib.method.selection import SelectionPolicy
 
     s = {"val_psnr": 29.62, "val_ssim": 0.92, "val_psnr_labeled": 32.13}
     t = {"val_psnr": 29.56, "val_ssim": 0.93, "val_psnr_labeled": 32.17}
-    assert pick_candidate(5, s) == {"step": 5, "psnr": 29.62, "ssim": 0.92}  # no teacher: no "net"
-    assert pick_candidate(5, s, t)["net"] == "student"
-    assert pick_candidate(5, s, t, 32.159) == {"step": 5, "psnr": 29.56, "ssim": 0.93, "net": "teacher"}
-    assert pick_candidate(5, s, t, 32.2) is None and pick_candidate(5, s, None, 32.2) is None
-    assert pick_candidate(5, s, dict(s))["net"] == "student"  # ties: the student
-    # without val_extra_rain there are no groups: the floor applies to the mean over all pairs
-    assert pick_candidate(1, {"val_psnr": 30.0, "val_ssim": 0.9}, None, 29.0)["psnr"] == 30.0
+    plain, floor, high = SelectionPolicy(), SelectionPolicy(min_labeled=32.159), SelectionPolicy(min_labeled=32.2)
+    assert plain.candidate(5, s) == {"step": 5, "psnr": 29.62, "ssim": 0.92}  # no teacher: no "net"
+    assert plain.candidate(5, s, t)["net"] == "student"
+    assert floor.candidate(5, s, t) == {"step": 5, "psnr": 29.56, "ssim": 0.93, "net": "teacher"}
+    assert high.candidate(5, s, t) is None and high.candidate(5, s, None) is None
+    assert plain.candidate(5, s, dict(s))["net"] == "student"  # ties: the student
+    # without extra rained groups the floor applies to the mean over all pairs
+    assert SelectionPolicy(min_labeled=29.0).candidate(1, {"val_psnr": 30.0, "val_ssim": 0.9})["psnr"] == 30.0
+
+
+def test_selection_policy_reads_old_and_new_configurations():
+    """The policy lives in three config fields whose meaning is unchanged: a configuration saved
+    before they existed (no keys) reads as the plain rule, and a TrainConfig and its saved dict agree."""
+    from mosslib.method.selection import SelectionPolicy
+
+    assert SelectionPolicy.of({"optim": {"lr": 1e-4}, "data": {}}) == SelectionPolicy()
+    cfg = smoke(**{"optim.select_teacher": "true", "optim.select_min_labeled": "31.5", "data.val_extra_rain": "dense, heavy"})
+    policy = SelectionPolicy.of(cfg)
+    assert policy == SelectionPolicy(teacher=True, min_labeled=31.5, extra_rain=("dense", "heavy"))
+    assert SelectionPolicy.of(to_dict(cfg)) == policy
+    assert SelectionPolicy.of(config_from_dict(json.loads(json.dumps(to_dict(cfg))))) == policy
 
 
 def test_select_min_labeled_passes_over_candidates_below_it(tmp_path):

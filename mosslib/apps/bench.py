@@ -7,25 +7,13 @@ change in machine load hits all alike), peak tensor memory of one forward, achie
 its fraction of the machine's ceiling, measured in the same rounds as the networks (a 64->64 3x3
 fp32 convolution at 256x256, best of NCHW and channels_last, and a 2048x2048 fp32 matrix
 product; bf16 versions too). MOEDN is also timed through :func:`mosslib.model.fast.prepare` (variant
-``fast``: bf16 where supported) and, on x86 CPUs, its int8 path (variant ``int8``,
-:mod:`mosslib.model.quantized`). Then the training throughput of
-MOEDN (forward, L1 loss, backward, Adam step) in the ``quick`` and ``paper`` profiles' batch and
-crop sizes, fp32 and bf16 autocast; the memory module's share of MOEDN's time at 512x512; and,
-when DDN-SIRR is at hand, the PSNR change of the fast path against fp32. The targets of the speed
-issue are printed as PASS/FAIL lines. Results go to ``results/<profile>/timing.csv``.
-
-Where the time goes (torch.profiler, ``--trace-ops`` for MOEDN; fp32, 256x256, 1 thread, self
-CPU time): MOEDN spends about 90 % in its 92 oneDNN convolutions (before ``MOEDN.forward`` moved
-to channels_last on CPU, part of that was reordering NCHW to oneDNN's layout around every
-convolution: channels_last made it 1.15-1.3x faster); residual additions 3-6 %, LeakyReLU,
-pooling and up-sampling 1-2 % each; the memory (Eq. 1-5) about 1 % at 256x256 and 0.7-1.7 % at
-512x512. 9.1 of its 27.8 GFLOP are the first encoder stage's four layers at full resolution (the
-release down-samples after the first of them: 18 GFLOP with that order). PReNet: 78 %
-convolutions (6 x 13 at full resolution, 132.5 GFLOP), 8 % the ConvLSTM's tanh, the rest its
-element-wise gates and concatenations. DDN: its guided filter's box filters took 52 % as 31-tap
-poolings and now use cumulative sums; 26 16-channel convolutions. DID-MDN and UMRL: 65-67 %
-oneDNN convolutions, 12-14 % 1x1 convolutions that PyTorch runs through its slower im2col
-path, 8-13 % batch norm, up to 8 % dense-block concatenation.
+``fast``, at :func:`mosslib.model.fast.default_precision`: bf16 only where native). Then the
+training throughput of MOEDN (forward, L1 loss, backward, Adam step) in the ``quick`` and
+``paper`` profiles' batch and crop sizes, fp32 and bf16 autocast; the memory module's share of
+MOEDN's time at 512x512; and, when DDN-SIRR is at hand, the PSNR change of the fast path against
+fp32. The targets of the speed issue are printed as PASS/FAIL lines. Results go to
+``results/<profile>/timing.csv``; where the time goes (``--trace-ops``) and the measured numbers
+are in ``docs/speed.md``.
 
 Timings on a shared machine are noisy (2 OMP threads stall whenever another job holds a core):
 compare rows of one run, read the ``*_min`` columns and the load averages in the output, and
@@ -54,7 +42,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..model import fast
 from ..model.baselines import MODEL_NAMES, build_model, count_params
-from ..model.quantized import int8_supported
 
 __all__ = [
     "TARGETS",
@@ -79,8 +66,6 @@ TARGETS = {
     "moedn_conv_ceiling": ("MOEDN fp32 GFLOP/s / fp32 conv ceiling", ">=", 0.6),
     "fast_speedup_256": ("MOEDN fp32 time / fast path time at 256x256", ">=", 3.0),
     "fast_psnr_change_db": ("|PSNR(fast) - PSNR(fp32)| on DDN-SIRR test (dB)", "<=", 0.05),
-    "int8_speedup_256": ("MOEDN fp32 time / int8 path time at 256x256", ">=", 3.0),
-    "int8_psnr_change_db": ("|PSNR(int8) - PSNR(fp32)| on DDN-SIRR test (dB)", "<=", 0.05),
     "train_bf16_speedup_quick": ("training step fp32 time / bf16 autocast time (quick profile)", ">=", 1.5),
     "memory_share_512": ("memory module time / MOEDN fp32 time at 512x512", "<=", 0.05),
 }
@@ -312,7 +297,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
     for name in models:
         torch.manual_seed(0)
         nets[name] = build_model(name).eval().to(device)
-    fast_precision = "bf16" if fast.bf16_supported(device) else "fp32"
+    fast_precision = fast.default_precision(device)  # never slower than fp32 on this machine
     entries: list[dict] = []
     fns_by_key: dict[str, Callable] = {}
     for name, net in nets.items():
@@ -324,12 +309,6 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             entries.append({"name": name, "variant": "fast", "params": count_params(net), "gflop_256": g,
                             "precision": fast_precision, "path": prepared.describe()})
             fns_by_key[f"{name}/fast"] = prepared
-            if device.type == "cpu" and int8_supported():  # the int8 path (mosslib.model.quantized)
-                q = fast.prepare(net, "int8", device)
-                if q.precision == "int8":
-                    entries.append({"name": name, "variant": "int8", "params": count_params(net), "gflop_256": g,
-                                    "precision": "int8", "path": q.describe()})
-                    fns_by_key[f"{name}/int8"] = q
     mem_hook = _MemoryTimer(nets["moedn"].memory) if "moedn" in nets and nets["moedn"].memory is not None else None
     timed: dict[int, dict[str, list[float]]] = {}
     gen = torch.Generator().manual_seed(0)
@@ -383,7 +362,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
                 tq[f"bf16_speedup_{prof}"] = tq[f"{prof}_bf16"] / tq[f"{prof}_fp32"]
 
     # PSNR change of the fast path
-    result["fast_psnr"] = result["int8_psnr"] = None
+    result["fast_psnr"] = None
     if psnr and "moedn" in nets:
         root = Path(data_root) if data_root else _default_data_root()
         if quick:
@@ -395,10 +374,6 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             _log(f"PSNR of fp32 vs fast ({fast_precision}) on DDN-SIRR test, {what} ...")
             res = fast.psnr_change_vs_fp32(model, _sirr_pairs(root), fast_precision, device)
             result["fast_psnr"] = {"model": what, "data": str(root / "DDN-SIRR"), **res}
-            if any(e["variant"] == "int8" for e in entries):
-                _log(f"PSNR of fp32 vs int8 on DDN-SIRR test, {what} ...")
-                res = fast.psnr_change_vs_fp32(model, _sirr_pairs(root), "int8", device)
-                result["int8_psnr"] = {"model": what, "data": str(root / "DDN-SIRR"), **res}
     result["loadavg_end"] = _loadavg()
     busy = (result["loadavg_start"] or [0])[0]  # before this run added its own load
     if device.type == "cpu" and busy > max(os.cpu_count() or 1, threads) - threads + 0.5:
@@ -464,23 +439,17 @@ def evaluate_targets(result: dict) -> dict:
     """``{name: {"value", "threshold", "op", "pass", "what"}}``; value None when not measured."""
     rows = {(m["name"], m["variant"]): m for m in result.get("models", [])}
     moedn, prenet, fastm = rows.get(("moedn", "fp32")), rows.get(("prenet", "fp32")), rows.get(("moedn", "fast"))
-    int8m = rows.get(("moedn", "int8"))
     values = {
         "moedn_vs_prenet_256": moedn["ms_256"] / prenet["ms_256"] if moedn and prenet else None,
         "moedn_conv_ceiling": moedn["ceiling_fraction"] if moedn else None,
         "fast_speedup_256": moedn["ms_256"] / fastm["ms_256"] if moedn and fastm else None,
         "fast_psnr_change_db": None,
-        "int8_speedup_256": moedn["ms_256"] / int8m["ms_256"] if moedn and int8m else None,
-        "int8_psnr_change_db": None,
         "train_bf16_speedup_quick": (result.get("train_images_per_s") or {}).get("bf16_speedup_quick"),
         "memory_share_512": result.get("memory_share_512"),
     }
     fp = result.get("fast_psnr") or {}
     if "delta_db" in fp:
         values["fast_psnr_change_db"] = abs(fp["delta_db"])
-    ip = result.get("int8_psnr") or {}
-    if "delta_db" in ip:
-        values["int8_psnr_change_db"] = abs(ip["delta_db"])
     out = {}
     for name, (what, op, thr) in TARGETS.items():
         v = values[name]
@@ -491,8 +460,6 @@ def evaluate_targets(result: dict) -> dict:
         out["moedn_vs_prenet_256"]["value_min"] = moedn["ms_256_min"] / prenet["ms_256_min"]
     if moedn and fastm:
         out["fast_speedup_256"]["value_min"] = moedn["ms_256_min"] / fastm["ms_256_min"]
-    if moedn and int8m:
-        out["int8_speedup_256"]["value_min"] = moedn["ms_256_min"] / int8m["ms_256_min"]
     return out
 
 
@@ -538,7 +505,7 @@ def write_csv(result: dict, path: str | os.PathLike) -> Path:
 
 
 def _arch_name(m: dict) -> str:
-    """``moedn``, ``moedn-fast-bf16``, ``moedn-int8``: one name per row of the CSV."""
+    """``moedn``, ``moedn-fast-bf16``: one name per row of the CSV."""
     if m["variant"] == "fp32":
         return m["name"]
     parts = [m["name"], m["variant"]] + ([m["precision"]] if m.get("precision") not in (None, "", m["variant"]) else [])
@@ -571,11 +538,6 @@ def human_report(result: dict) -> str:
                          f"{fp['max_abs_delta_db']:.4f}), max pixel difference {fp['max_pixel_diff']}")
         else:
             lines.append(f"fast path PSNR check skipped: {fp.get('skipped')}")
-    ip = result.get("int8_psnr")
-    if ip and "delta_db" in ip:
-        lines.append(f"int8 path PSNR on DDN-SIRR ({ip['n']} images, {ip['model']}): fp32 {ip['psnr_fp32']:.3f} dB, "
-                     f"int8 {ip['psnr_fast']:.3f} dB, change {ip['delta_db']:+.4f} dB (largest per image "
-                     f"{ip['max_abs_delta_db']:.4f}), max pixel difference {ip['max_pixel_diff']}")
     if result.get("warning"):
         lines.append(f"WARNING: {result['warning']}")
     lines.append("")
@@ -591,7 +553,7 @@ def trace_ops(device="cpu", side: int = 256, rows: int = 12) -> str:
     net = build_model("moedn").eval().to(device)
     x = (torch.rand(1, 3, side, side) * 2 - 1).to(device)
     out = []
-    for label, fn in (("fp32 eager", net), ("fast", fast.prepare(net, "bf16" if fast.bf16_supported(device) else "fp32", device))):
+    for label, fn in (("fp32 eager", net), ("fast", fast.prepare(net, fast.default_precision(device), device))):
         with torch.no_grad():
             fn(x), fn(x)
             with profile() as prof:

@@ -14,7 +14,7 @@ __all__ = ["COMMANDS", "main", "build_parser"]
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("mosslib.apps.datasets", "detect a data set's layout, splits and counts"),
-    "train": ("mosslib.method.train", "pre-train and self-train MOEDN (MOSS) with a profile"),
+    "train": ("mosslib.apps.train", "pre-train and self-train MOEDN (MOSS) with a profile"),
     "evaluate": ("mosslib.measure.evaluate", "PSNR/SSIM of a model, or of the rainy inputs, on a test set"),
     "derain": ("mosslib.apps.derain", "derain your own photos (files, folders, globs)"),
     "export": ("mosslib.apps.export", "export a run's best model (fp16) with a model card, e.g. the shipped model"),

@@ -23,6 +23,7 @@ import torch
 from ..method.checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_model, run_metadata, save_model
 from ..model.config import to_dict
 from ..method.runs import config_of_run
+from ..method.selection import SelectionPolicy
 
 __all__ = ["export_model", "rescore_model", "model_card", "selection_rule", "card_markdown", "add_arguments", "run"]
 
@@ -50,18 +51,8 @@ def model_card(run: str | Path) -> dict:
 
 
 def selection_rule(config: dict) -> str:
-    """How the run chose its best checkpoint, in words (names ``data.val_extra_rain`` when set)."""
-    rule = "highest validation PSNR (RGB) on the held-out split of the labeled training data"
-    styles = (config.get("data") or {}).get("val_extra_rain", "")
-    if styles:
-        rule += (f", averaged over its pairs and procedural {styles.replace(',', ' / ')} rain rendered "
-                 "on its clean images (one group each)")
-    if (config.get("optim") or {}).get("select_teacher"):
-        rule += "; at each validation the student and its EMA teacher (Eq. 7) are both candidates"
-    floor = (config.get("optim") or {}).get("select_min_labeled", 0.0)
-    if floor:
-        rule += f"; a candidate scoring below {floor} dB on the labeled pairs alone is passed over"
-    return rule
+    """How the run chose its best checkpoint, in words (:meth:`SelectionPolicy.describe`)."""
+    return SelectionPolicy.of(config).describe()
 
 
 def _lineage(config: dict) -> dict:
@@ -108,11 +99,8 @@ def export_model(run: str | Path, out: str | Path, half: bool = True, evals: dic
     """Write ``out`` (weights) and ``out.json`` (card); returns the card. ``evals``: name -> test folder."""
     run, out = Path(run), Path(out)
     if not (run / "best.pt").is_file():
-        floor = config_of_run(run).optim.select_min_labeled if (run / "checkpoint.pt").is_file() else 0.0
-        if floor:
-            raise CheckpointError(f"{run}: no best.pt: no validation of this run reached optim.select_min_labeled={floor} "
-                                  "dB on the labeled pairs (log.jsonl: below_select_min_labeled)")
-        raise CheckpointError(f"{run}: not a finished training run folder (no best.pt)")
+        policy = SelectionPolicy.of(config_of_run(run)) if (run / "checkpoint.pt").is_file() else SelectionPolicy()
+        raise CheckpointError(policy.nothing_chosen(run))
     card = model_card(run)
     card["storage"] = "fp16" if half else "fp32"
     model = load_model(run, which="best")

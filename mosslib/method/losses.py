@@ -1,4 +1,4 @@
-"""Loss terms of MOSS (paper section 3.2): Eq. 6, 8-12.
+"""Loss terms of MOSS (paper section 3.2): Eq. 6, 8-11 and their total, Eq. 12 (:func:`moss_loss`).
 
 All images are (B, 3, H, W) tensors in [-1, 1]. L1 terms are means over all elements; the TV
 term (Eq. 11) is the anisotropic total variation, mean |dx| + mean |dy| (the paper does not say
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["l1", "tv", "noisy_samples"]
+__all__ = ["l1", "tv", "noisy_samples", "moss_loss"]
 
 
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -52,3 +52,27 @@ def noisy_samples(
     bi_d, ri_d = bi.to(dev), ri.to(dev)
     x_n = (backgrounds[bi_d] + alpha.to(dev).view(-1, 1, 1, 1) * residuals[ri_d]).clamp(-1.0, 1.0)
     return x_n, labels[bi_d], {"background": bi, "residual": ri, "alpha": alpha}
+
+
+def moss_loss(
+    out_l: torch.Tensor,
+    y_l: torch.Tensor,
+    out_n: torch.Tensor | None = None,
+    y_hat: torch.Tensor | None = None,
+    lambdas: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> dict[str, torch.Tensor]:
+    """The total loss of Eq. 12, ``L = l1 * L_SU + l2 * L_UN + l3 * L_TV``, with its terms.
+
+    ``out_l``: the student's output on the labeled crops, ``y_l`` their ground truth (Eq. 6);
+    ``out_n``: its output on the noisy pairs' inputs, ``y_hat`` their labels (Eq. 10, and the TV
+    of ``out_n``, Eq. 11). Without noisy pairs (pre-training) L_UN and L_TV are zero and the
+    total is ``l1 * L_SU``. Returns ``{"loss", "l_su", "l_un", "l_tv"}`` (0-dim tensors).
+    """
+    l_su = l1(out_l, y_l)
+    if out_n is None:
+        l_un = l_tv = torch.zeros((), device=out_l.device)
+    else:
+        l_un, l_tv = l1(out_n, y_hat), tv(out_n)
+    lambda_su, lambda_un, lambda_tv = lambdas
+    loss = lambda_su * l_su + lambda_un * l_un + lambda_tv * l_tv
+    return {"loss": loss, "l_su": l_su, "l_un": l_un, "l_tv": l_tv}

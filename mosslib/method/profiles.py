@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..model.config import ModelConfig, from_dict, replace_path, to_dict
+from ..model.network import ARCH_VERSION
 
 __all__ = [
     "DataConfig",
@@ -189,23 +190,7 @@ def config_from_dict(data: dict) -> TrainConfig:
     return from_dict(TrainConfig, data)
 
 
-# Fields added after runs were cached, left out of the hash while at these defaults (which
-# reproduce the behaviour from before they existed), so those runs keep their folders.
-_HASH_OMITTED_AT_DEFAULT = {
-    "optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": "", "select_teacher": False,
-              "select_min_labeled": 0.0},
-    "data": {"val_extra_rain": ""},
-}
-
-
 def config_hash(cfg: TrainConfig) -> str:
     """A short stable hash of everything that changes a run's result (for caching runs)."""
-    from ..model.network import ARCH_VERSION
-
-    data = to_dict(cfg)
-    for group, defaults in _HASH_OMITTED_AT_DEFAULT.items():
-        for key, value in defaults.items():
-            if data[group].get(key) == value:
-                del data[group][key]
-    text = json.dumps({"config": data, "arch_version": ARCH_VERSION}, sort_keys=True)
+    text = json.dumps({"config": to_dict(cfg), "arch_version": ARCH_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]

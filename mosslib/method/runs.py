@@ -14,8 +14,14 @@ import json
 import os
 from pathlib import Path
 
+from ..data.layouts import open_dataset
+from ..measure.evaluate import evaluate_pairs, summarise
+from ..measure.metrics import describe
 from .checkpoint import atomic_write_text, load_checkpoint, load_model
+from .lineage import extend_run, extends, fork_pretrained, pretraining_matches
 from .profiles import TrainConfig, config_from_dict, config_hash, make_config
+from .trainer import Trainer
+from .trainset import test_dataset
 
 __all__ = ["run_dir", "trained", "evaluated", "config_of_run", "pretrained_sibling", "shorter_sibling"]
 
@@ -41,9 +47,6 @@ def trained(
     quiet: bool = False,
 ) -> Path:
     """The folder of a finished run of this configuration (trained or resumed when needed)."""
-    from .lineage import extend_run, fork_pretrained
-    from .train import Trainer
-
     cfg = make_config(profile, config, data_root=data_root, overrides=overrides, seed=seed, arch=arch)
     out = run_dir(cfg, runs_dir)
     if (out / "done.json").exists():
@@ -62,8 +65,6 @@ def trained(
 def shorter_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path | None:
     """The furthest-trained run of the same profile that ``cfg`` continues (see ``lineage.extends``):
     the same configuration with fewer steps, e.g. after a profile's budget was raised."""
-    from .lineage import extends
-
     best, best_step = None, -1
     for ckpt in sorted((Path(runs_dir) / cfg.profile).glob("*/checkpoint.pt")):
         try:
@@ -80,8 +81,6 @@ def shorter_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> P
 
 def pretrained_sibling(cfg: TrainConfig, runs_dir: str | os.PathLike = "runs") -> Path | None:
     """A run of the same profile whose pre-training ``cfg`` can share (see ``fork_pretrained``)."""
-    from .lineage import pretraining_matches
-
     for pre in sorted((Path(runs_dir) / cfg.profile).glob("*/pretrain.pt")):
         try:
             if pretraining_matches(config_of_run(pre.parent), cfg):
@@ -104,11 +103,6 @@ def evaluated(run: str | os.PathLike, convention: str = "rgb", which: str = "bes
 
     Returns ``{"splits": {group: {"n", "psnr", "ssim"}}, "per_image": {group: [...]}, ...}``.
     """
-    from ..measure.evaluate import evaluate_pairs, summarise
-    from ..data.layouts import open_dataset
-    from ..measure.metrics import describe
-    from .trainset import test_dataset
-
     run = Path(run)
     cfg = config_of_run(run)
     tag = config_hash(cfg) if test is None else Path(test).name

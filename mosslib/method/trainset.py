@@ -15,7 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.embedded import ensure
+from ..data.layouts import open_dataset
+from ..data.rain import render_many
+from ..data.sampling import ImageBank, ImageSampler, PairSampler, limited_labels, validation_split
 from .profiles import DataConfig, TrainConfig
+from .selection import SelectionPolicy
 
 __all__ = ["TrainData", "data_root", "build_training_data", "test_dataset"]
 
@@ -27,15 +32,11 @@ def data_root(data: DataConfig) -> Path:
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: data root not found (set DATA_ROOT or pass --data)")
         return root
-    from ..data.embedded import ensure
-
     return ensure(size=data.embedded_size)
 
 
 def test_dataset(data: DataConfig):
     """The test set of a configuration, as a :class:`mosslib.data.layouts.Dataset`."""
-    from ..data.layouts import open_dataset
-
     return open_dataset(data_root(data) / data.test)
 
 
@@ -47,15 +48,14 @@ def _centre_crop(img: np.ndarray, side: int) -> np.ndarray:
     return img[top : top + side, left : left + side]
 
 
-def _rained_validation(cleans: list, styles: str, seed: int) -> list:
-    """[(style, (rainy, clean))]: each of ``styles`` ("dense,heavy") rendered once on every clean image."""
+def _rained_validation(cleans: list, styles: tuple[str, ...], seed: int) -> list:
+    """[(style, (rainy, clean))]: each of ``styles`` (``("dense", "heavy")``, the selection policy's
+    ``extra_rain``) rendered once on every clean image."""
     if not styles:
         return []
-    from ..data.rain import render_many
-
     # a seed stream of its own: never one of the training pairs' renderings
     jobs = [(style, clean, 7_000_001 + seed * 1_000_003 + s * 100_003 + i)
-            for s, style in enumerate(x.strip() for x in styles.split(",") if x.strip())
+            for s, style in enumerate(styles)
             for i, clean in enumerate(cleans)]
     rendered = render_many([(clean, style, k) for style, clean, k in jobs])
     return [(style, (rainy, clean)) for (style, clean, _), rainy in zip(jobs, rendered)]
@@ -79,9 +79,6 @@ class TrainData:
 
 
 def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> TrainData:
-    from ..data.layouts import open_dataset
-    from ..data.sampling import ImageBank, ImageSampler, PairSampler, limited_labels, validation_split
-
     d = cfg.data
     root = data_root(d)
     pairs = open_dataset(root / d.labeled).split(d.labeled_split).pairs
@@ -90,8 +87,6 @@ def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Trai
     bank = ImageBank(labeled_pairs)
     n_extra = 0
     if d.extra_rain and d.extra_rain_copies > 0:
-        from ..data.rain import render_many
-
         cleans = list(bank.targets)
         jobs = [(i, style.strip(), copy, cfg.seed * 1_000_003 + (s * 97 + copy) * 100_003 + i)
                 for s, style in enumerate(d.extra_rain.split(","))
@@ -112,7 +107,7 @@ def build_training_data(cfg: TrainConfig, rank: int = 0, world: int = 1) -> Trai
         n_folder = len(folder)
     val = [(_centre_crop(r, d.val_max_side), _centre_crop(c, d.val_max_side)) for r, c in (p.load() for p in val_pairs)]
     val_groups = ["labeled"] * len(val)
-    for style, pair in _rained_validation([c for _, c in val], d.val_extra_rain, cfg.seed):
+    for style, pair in _rained_validation([c for _, c in val], SelectionPolicy.of(cfg).extra_rain, cfg.seed):
         val.append(pair)
         val_groups.append(style)
     labeled_sampler = PairSampler(bank, d.crop, d.batch_size, cfg.seed)

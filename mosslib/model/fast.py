@@ -1,44 +1,26 @@
 """Fast inference: :func:`prepare` turns a deraining network into a callable tuned for the device.
 
-``prepare(model, precision="fp32" | "bf16" | "int8", device="cpu", compile=None)`` returns a callable
+``prepare(model, precision="fp32" | "bf16", device="cpu", compile=None)`` returns a callable
 (B, 3, H, W) in [-1, 1] -> (B, 3, H, W) fp32 in [-1, 1] with the model in eval mode. The
 weights are read once, at ``prepare`` time (prepare again after training further).
+:func:`default_precision` is what the commands pick when not told: bf16 only where the device
+has native bf16 kernels, else fp32, so the default is never slower than fp32.
 
-Where the time goes (torch.profiler and per-layer timings; MOEDN, one 256x256 image; CPU time
-of 1 thread, min of 8 runs, on the project's AMD EPYC (Zen 4, AVX-512 with avx512_bf16, no AMX);
-the 2 cores were shared with other jobs, so wall-clock numbers were noisier):
-
-* eager fp32 in NCHW (before): 394-417 ms, about 90 % in the 92 oneDNN convolutions, which
-  reorder every input and output between NCHW and oneDNN's blocked layout; the residual
-  additions 3-6 %, LeakyReLU, pooling and up-sampling 1-2 % each, the memory read about 1 %.
-* eager fp32 in channels_last (``MOEDN.forward`` now does this on CPU): 337-351 ms.
-* this module's fused fp32 path: 295 ms; fused bf16: 142-147 ms (2.3-2.4x the channels_last
-  eager model, about 2.8x the NCHW one). In bf16, 95 % of the time is the convolutions, running
-  at about 210 GFLOP/s per core, which is this CPU's bf16 peak (64 FLOP/cycle/core with
-  avx512_bf16); fp32 convolutions run at 105-110 GFLOP/s per core, also at peak (32
-  FLOP/cycle). So bf16 can at most halve the convolution time here: a 3x speed-up over a
-  well-laid-out fp32 model is out of reach on this CPU without changing the network. int8
-(``precision="int8"``, :mod:`mosslib.model.quantized`, VNNI convolutions at 3.3-3.7x fp32) reached
-2.6-2.8x, at an accuracy cost beyond the 0.05 dB budget and with artifacts on some real photos,
-so ``derain`` does not offer it.
-
-What this module does for MOEDN on CPU (:class:`FusedMOEDN`): channels_last activations, bf16
-weights and activations (when ``precision="bf16"``), weights prepacked once into oneDNN's
-blocked layout, and fused convolutions (``torch.ops.mkldnn._convolution_pointwise``):
-conv1 + LeakyReLU(0.02) as one call, conv2 + the residual shortcut as one call, tail conv + tanh
-as one call. The memory read (Eq. 4-5) always runs in fp32: it is cheap and its softmax over 512
-cosine similarities is the part most sensitive to rounding. In fp32 the fused path computes the
-same function as the eager model (differences at the 1e-7 level from a different summation
-order). Other networks (and MOEDN off CPU) get the generic path: channels_last plus bf16
-autocast.
+For MOEDN on CPU (:class:`FusedMOEDN`): channels_last activations, bf16 weights and activations
+(when ``precision="bf16"``), weights prepacked once into oneDNN's blocked layout, and fused
+convolutions (``torch.ops.mkldnn._convolution_pointwise``): conv1 + LeakyReLU(0.02) as one call,
+conv2 + the residual shortcut as one call, tail conv + tanh as one call. It walks the network
+with MOEDN's own :func:`mosslib.model.network.walk`, so the two cannot drift apart. The memory
+read (Eq. 4-5) always runs in fp32: it is cheap and its softmax over the cosine similarities is
+the part most sensitive to rounding. In fp32 the fused path computes the same function as the
+eager model (differences at the 1e-7 level from a different summation order). Other networks
+(and MOEDN off CPU) get the generic path: channels_last plus bf16 autocast.
 
 ``torch.compile`` is off unless asked for (``compile=True``, with inductor's ``freezing`` on
-CPU). With freezing it matched the fused path (fp32 301 ms, bf16 autocast 144 ms, 1 thread)
-after 25-30 s of compiling per input shape; without freezing its convolutions ran several times
-slower than eager; with 2 threads on the shared machine it was slower than eager. So it does
-not pay here. When compiling fails the eager path is used, with a warning.
+CPU); when compiling fails the eager path is used, with a warning.
 :func:`psnr_change_vs_fp32` checks the accuracy cost of a prepared path on image pairs (the
-bench runs it on DDN-SIRR's 20 test pairs when available).
+bench runs it on DDN-SIRR's 20 test pairs when available). Where the time goes and the measured
+speed-ups are in ``docs/speed.md`` (re-made by ``python -m mosslib bench``).
 """
 from __future__ import annotations
 
@@ -54,10 +36,10 @@ from torch import nn
 
 from .network import MOEDN, ResidualLayer, pad_to_multiple
 
-__all__ = ["PRECISIONS", "VNNI_FLAGS", "bf16_supported", "prepare", "FastForward", "FusedMOEDN", "psnr_change_vs_fp32", "cpu_info", "cpu_flags"]
+__all__ = ["PRECISIONS", "bf16_supported", "native_bf16", "default_precision", "prepare", "FastForward", "FusedMOEDN", "psnr_change_vs_fp32", "cpu_info", "cpu_flags"]
 
-PRECISIONS = ("fp32", "bf16", "int8")
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # 8-bit dot products with 32-bit sums (int8 needs one)
+PRECISIONS = ("fp32", "bf16")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU instructions that compute in bf16 (not just convert)
 
 
 def cpu_flags() -> frozenset[str]:
@@ -73,13 +55,12 @@ def cpu_flags() -> frozenset[str]:
 
 
 def cpu_info() -> dict:
-    """What the CPU offers: torch's capability string and the bf16 / int8-relevant instruction flags."""
+    """What the CPU offers: torch's capability string and the bf16-relevant instruction flags."""
     flags = cpu_flags()
     return {
         "capability": torch.backends.cpu.get_cpu_capability(),
         "avx512_bf16": "avx512_bf16" in flags,
         "amx_bf16": "amx_bf16" in flags,
-        "vnni": any(f in flags for f in VNNI_FLAGS),
         "mkldnn_bf16": bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
     }
 
@@ -92,6 +73,28 @@ def bf16_supported(device="cpu") -> bool:
     if dev.type == "cpu":
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
+
+
+def native_bf16(device="cpu") -> bool:
+    """Whether ``device`` computes in bf16 natively (CPU: avx512_bf16 or AMX; CUDA: bf16 support).
+    oneDNN also runs bf16 on CPUs without these instructions (AVX-512 BW, AVX2), by converting,
+    and there it is no faster than fp32."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return bf16_supported(dev) and any(f in cpu_flags() for f in BF16_FLAGS)
+    return bf16_supported(dev)
+
+
+def fused_pays(device="cpu") -> bool:
+    """Whether :class:`FusedMOEDN` beats the eager model on ``device``: on CPUs with AVX-512 (its
+    fused oneDNN kernels); on AVX2-only CPUs it ran no faster than eager fp32, so fp32 there is
+    the eager model itself."""
+    return torch.device(device).type == "cpu" and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def default_precision(device="cpu") -> str:
+    """The precision the commands pick when not told: "bf16" where it is native, else "fp32"."""
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 # -- the fused MOEDN path ---------------------------------------------------------------------
@@ -216,20 +219,14 @@ def _agrees(fn: Callable, model: nn.Module, device: torch.device, tol: float) ->
 def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bool | None = None) -> FastForward:
     """A fast callable for ``model``: (B, 3, H, W) in [-1, 1] -> fp32 (B, 3, H, W); model put in eval mode.
 
-    ``precision``: "fp32", "bf16" (falls back to fp32 with a warning where bf16 is not
-    supported) or "int8" (MOEDN on CPU only, :class:`mosslib.model.quantized.Int8MOEDN`, calibrated on
-    embedded training images; falls back to bf16 or fp32 with a warning elsewhere). ``compile``: None (default) -> no ``torch.compile`` (it does not pay on CPU here);
+    ``precision``: "fp32" or "bf16" (falls back to fp32 with a warning where bf16 is not
+    supported). ``compile``: None (default) -> no ``torch.compile`` (it did not pay on CPU);
     True -> try it and fall back to eager with a warning if it fails.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     device = torch.device(device)
     notes: list[str] = []
-    if precision == "int8":
-        int8 = _int8_path(model, device, notes)
-        if int8 is not None:
-            return FastForward(int8, device, "int8", "int8 oneDNN MOEDN (calibrated)", False, notes)
-        precision = "bf16"
     if precision == "bf16" and not bf16_supported(device):
         warnings.warn(f"bf16 is not supported on {device}; using fp32", RuntimeWarning, stacklevel=2)
         notes.append("bf16 unsupported, fp32 used")
@@ -237,6 +234,8 @@ def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bo
     bf16 = precision == "bf16"
     model = model.eval().to(device)
     fn, path = None, "generic channels_last" + (" + bf16 autocast" if bf16 else "")
+    if not bf16 and not compile and device.type == "cpu" and not fused_pays(device):
+        return FastForward(model, device, precision, "eager model (fused kernels do not pay on this CPU)", False, notes)
     if isinstance(model, MOEDN) and device.type == "cpu" and torch.backends.mkldnn.is_available() and not compile:
         for prepack in (True, False):
             try:
@@ -263,32 +262,6 @@ def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bo
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); using eager", RuntimeWarning, stacklevel=2)
             notes.append("torch.compile failed, eager used")
     return FastForward(fn, device, precision, path, compiled, notes)
-
-
-def _int8_path(model: nn.Module, device: torch.device, notes: list[str]):
-    """:class:`~mosslib.model.quantized.Int8MOEDN` when it applies and agrees with the model on a
-    calibration image (max abs difference <= 0.25 in [-1, 1]); else None, with a warning."""
-    from .quantized import Int8MOEDN, default_calibration, int8_why_not
-
-    why = None
-    if not isinstance(model, MOEDN) or device.type != "cpu":
-        why = "int8 is implemented for MOEDN on CPU only"
-    else:
-        why = int8_why_not() or None
-    if why is None:
-        try:
-            calib = default_calibration()
-            q = Int8MOEDN(model.eval(), calib)
-            with torch.no_grad():
-                err = float((q(calib[0]) - model(calib[0])).abs().max())
-            if err <= 0.25:
-                return q
-            why = f"int8 output disagreed with the model (max abs difference {err:.3f})"
-        except (RuntimeError, NotImplementedError) as exc:
-            why = f"int8 path unavailable ({type(exc).__name__}: {exc})"
-    warnings.warn(f"{why}; using bf16/fp32", RuntimeWarning, stacklevel=3)
-    notes.append(why)
-    return None
 
 
 # -- accuracy check ---------------------------------------------------------------------------

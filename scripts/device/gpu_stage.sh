@@ -1,21 +1,16 @@
 #!/usr/bin/env bash
 # One training stage on a borrowed GPU (the device tool): MOSS and its supervised twin side by side
 # on one GPU (or MOSS alone: TWIN=0), both warm-started from INIT, with the `cpu` profile's data
-# in 256x256 crops in bf16, at the paper's batch of 16 or a larger one that the GPU trains faster
-# (probed first); the step count is set from the measured speed, before any validation, so the
+# in 256x256 crops in bf16, at the paper's batch of 16 (or BATCH); the step count is set from the measured speed, before any validation, so the
 # runs end inside BUDGET_S seconds. Writes under $OUT: moss.pt / twin.pt
 # (exported, fp16, cards without test scores: the test sets stay here), meta.tgz (configs, logs),
 # run.log. scripts/device/README.md says how to prepare the call and what to do with the results.
 #   bash scripts/device/gpu_stage.sh BUDGET_S [DEVICE=cuda]
 # env: INIT (default the shipped model), PACK (default .gpu/pack), MIN_STEP_S (a floor for the
-# planned seconds per step; default 0.115, MOSS beside its twin on an H200 with contiguous
-# activations, measured 2026-12-04; scaled by the layout probe's ratio when it picks channels_last),
-# LAYOUT (probe, the default: time both activation layouts first with `train --time-layouts` and
-# train in the faster one, if faster by 5 % or more; or auto / channels_last / contiguous, no probe),
-# BATCHES (16,32,64: time MOSS's step at each and train at the one with the most images per second
-# if 20 % ahead of the smallest, which must be the configured batch, lr scaled by sqrt(B / smallest);
-# one value skips the probe; BATCH_GAIN 1.2 the margin), TWIN (1; 0 trains MOSS alone), PROBE_STEPS (12), SMOKE_STEPS (40),
-# LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch, e.g. BATCH=2 BATCHES=2,4), N_FORCE,
+# planned seconds per step, MOSS beside its twin at batch 16; default 0.115, see scripts/device/README.md),
+# BATCH and LR (another batch and its Adam lr; BATCH_RATIO_GUESS its step time over batch 16's, default 1;
+# experiments/train-probes/ measures both), TWIN (1; 0 trains MOSS alone), SMOKE_STEPS (40),
+# LOCAL_SET and BATCH (a CPU rehearsal: smaller crops and batch, e.g. BATCH=2), N_FORCE,
 # EXTRA_S (0; seconds of training that a second call will add: the step count is planned for both),
 # FLOOR (unset: off; e.g. 32.159, the shipped model's Rain100L validation group: both runs pass
 # over candidates below it, `optim.select_min_labeled`).
@@ -64,36 +59,12 @@ echo "[$(el)s] unpacked"
 COMMON=(--profile cpu --data "$W/data" --init-from "$INIT" --device "$DEV" --precision bf16 --quiet
   --set optim.pretrain_steps=0 --set data.crop=256 --set data.batch_size=16 --set data.val_extra_rain=dense,heavy
   --set optim.select_teacher=true ${FLOOR:+--set optim.select_min_labeled=$FLOOR} ${LOCAL_SET:-})
-# 0. the activation layout: MOSS's whole training step timed in both, side by side in one process
-LAYOUT=${LAYOUT:-probe}; RATIO=1
-if [ "$LAYOUT" = probe ]; then
-  if python3 -m mosslib train "${COMMON[@]}" --config full --time-layouts "${PROBE_STEPS:-12}" > "$W/layouts.json" 2> "$W/layouts.log"; then
-    read -r LAYOUT RATIO < <(python3 -c "import json, sys; r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); q = r['contiguous_over_channels_last']; print(*(('channels_last', q) if q >= 1.05 else ('auto', 1)))" "$W/layouts.json")
-    echo "[$(el)s] layouts: $(tail -1 "$W/layouts.json")"
-  else
-    echo "layout probe FAILED (training keeps the default layout)"; tail -20 "$W/layouts.log"; LAYOUT=auto
-  fi
-fi
-COMMON+=(--memory-format "$LAYOUT"); export LAYOUT_RATIO=$RATIO
-echo "[$(el)s] layout: $LAYOUT (contiguous / channels_last step time: $RATIO)"
-# 0b. the batch: MOSS's whole step timed at each of BATCHES in that layout, side by side; the most
-# labeled images per second wins if 20 % ahead of the smallest (the configured batch, 16), with
-# Adam's lr scaled by sqrt(B / 16) (a small network leaves the GPU idle at batch 16).
-BATCHES=${BATCHES:-16,32,64}; BATCH_RATIO=1
-if [[ "$BATCHES" == *,* ]]; then
-  if python3 -m mosslib train "${COMMON[@]}" --config full --time-batches "$BATCHES" --time-steps "${PROBE_STEPS:-12}" > "$W/batches.json" 2> "$W/batches.log"; then
-    read -r B0 B LR BATCH_RATIO < <(python3 -c "
-import json, sys; from mosslib.method.trainprobe import choose_batch
-c = choose_batch(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]), float(sys.argv[2]))
-print(c['configured'], c['batch'], c['lr'], c['step_ratio'])" "$W/batches.json" "${BATCH_GAIN:-1.2}")
-    echo "[$(el)s] batches: $(tail -1 "$W/batches.json")"
-    if [ "$B" != "$B0" ]; then COMMON+=(--set data.batch_size=$B --set optim.lr=$LR); export BATCH=$B; fi
-  else
-    echo "batch probe FAILED (training keeps the configured batch)"; tail -20 "$W/batches.log"
-  fi
-fi
+# the batch: the paper's 16 unless BATCH (and LR, Adam's lr for it) say otherwise; the probes that
+# chose them on earlier stages are in experiments/train-probes/
+BATCH_RATIO=1
+if [ -n "${BATCH:-}" ] && [ "$BATCH" != 16 ]; then COMMON+=(--set data.batch_size=$BATCH ${LR:+--set optim.lr=$LR}); BATCH_RATIO=${BATCH_RATIO_GUESS:-1}; fi
 export BATCH_RATIO
-echo "[$(el)s] batch: ${BATCH:-16} (lr ${LR:-as configured}; step time over the configured batch's: $BATCH_RATIO)"
+echo "[$(el)s] batch: ${BATCH:-16} (lr ${LR:-as configured})"
 # TWIN=0: MOSS alone, without its supervised twin beside it (more steps in the same time)
 CONFIGS="full no_selftrain"; [ "${TWIN:-1}" = 0 ] && CONFIGS=full
 # 1. smoke + timing: the configurations at once, a few steps, one validation, one export
@@ -113,8 +84,8 @@ echo "[$(el)s] smoke ok (wall ${SMOKE_WALL}s)"
 read -r N DECAY VAL LIMIT < <(CONFIGS="$CONFIGS" python3 - "$W" "$SMOKE_WALL" "$(el)" "$BUDGET" "$SMOKE_STEPS" <<'PY'
 import json, os, sys
 B = int(os.environ.get("BATCH", "16"))
-# the floor was measured beside the twin at batch 16: scaled to the probed layout and batch; alone, no floor
-floor = float(os.environ.get("MIN_STEP_S", "0.115")) / float(os.environ.get("LAYOUT_RATIO", "1")) * float(os.environ.get("BATCH_RATIO", "1"))
+# the floor was measured beside the twin at batch 16: scaled to the batch; alone, no floor
+floor = float(os.environ.get("MIN_STEP_S", "0.115")) * float(os.environ.get("BATCH_RATIO", "1"))
 if os.environ.get("TWIN", "1") == "0":
     floor = 0.0
 w, wall, now, budget, k = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])

@@ -12,7 +12,7 @@ import tempfile
 
 from mosslib.method.checkpoint import load_model
 from mosslib.method.profiles import make_config
-from mosslib.method.train import Trainer
+from mosslib.method.trainer import Trainer
 
 if len(sys.argv) < 2:
     sys.exit(__doc__)

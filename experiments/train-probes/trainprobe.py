@@ -1,21 +1,27 @@
 """Timing probes that plan a training stage: the trainer's activation layout and batch size.
 
-``python -m mosslib train --time-layouts N`` and ``--time-batches B1,B2,...`` call these: the
+``python experiments/train-probes/trainprobe.py --layouts N`` and ``--batches B1,B2,...`` (formerly
+``train --time-layouts`` / ``--time-batches``) time the
 whole ``Trainer.train_step`` (teacher, memory, EMA and optimiser included) of one configuration,
 its variants timed in alternating rounds in one process (:func:`mosslib.apps.bench.time_interleaved`),
-so that a change in machine load hits them alike. ``scripts/device/gpu_stage.sh`` runs both probes
-before a GPU stage and :func:`choose_batch` picks its batch.
+so that a change in machine load hits them alike; :func:`choose_batch` picks a batch.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import math
 import statistics
+import tempfile
 from pathlib import Path
 
 import torch
 
-from ..apps.bench import device_name, time_interleaved
+from mosslib.apps.bench import device_name, time_interleaved
+from mosslib.method.profiles import ABLATIONS, PROFILES, make_config
+from mosslib.method.trainer import Trainer
+from mosslib.method.trainset import build_training_data
 
 __all__ = ["time_train_layouts", "time_train_batches", "choose_batch"]
 
@@ -24,22 +30,30 @@ def _time_trainers(variants: dict, device, steps: int, warmup: int) -> dict[str,
     """Median seconds per whole ``Trainer.train_step`` of each ``{name: (cfg, memory_format)}``
     (configurations that differ at most in the batch size), timed in alternating rounds in one
     process; each variant's batches are made beforehand, as a prefetching run sees them."""
-    import tempfile
-
-    from .train import Trainer
-    from .trainset import build_training_data
-
     device = torch.device(device)
     base = build_training_data(next(iter(variants.values()))[0])
     with tempfile.TemporaryDirectory() as tmp:
         fns = {}
         for name, (cfg, fmt) in variants.items():
             data = base.with_batch_size(cfg.data.batch_size)
-            t = Trainer(cfg, Path(tmp) / name, device=str(device), quiet=True, prefetch=False, memory_format=fmt, data=data)
+            t = Trainer(cfg, Path(tmp) / name, device=str(device), quiet=True, prefetch=False, data=data)
+            set_memory_format(t, fmt)
             batches = [t._make_batch(k) for k in range(warmup + steps)]
             fns[name] = lambda t=t, b=batches: t.train_step(b[t.step])
         times = time_interleaved(fns, steps, warmup=warmup, device=device)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def set_memory_format(trainer: Trainer, memory_format: str) -> None:
+    """The activations' layout of a trainer's MOEDN: "auto" (channels_last on CPU, contiguous
+    elsewhere), "channels_last" (on CUDA the weights too) or "contiguous"; speed only."""
+    if memory_format not in ("auto", "channels_last", "contiguous"):
+        raise ValueError(f"memory format must be auto, channels_last or contiguous, got {memory_format!r}")
+    if memory_format == "auto":
+        return
+    trainer.model.channels_last = memory_format == "channels_last"
+    if trainer.model.channels_last and trainer.device.type == "cuda":  # cuDNN's NHWC kernels want NHWC weights
+        trainer.model.to(memory_format=torch.channels_last)
 
 
 def time_train_layouts(cfg, device="cpu", steps: int = 20, warmup: int = 3) -> dict:
@@ -83,3 +97,28 @@ def choose_batch(timing: dict, min_gain: float = 1.2) -> dict:
     b = best if ips[str(best)] >= min_gain * ips[str(b0)] else b0
     return {"configured": b0, "batch": b, "lr": timing["lr"] * math.sqrt(b / b0),
             "step_ratio": t[str(b)] / t[str(b0)], "gain": ips[str(b)] / ips[str(b0)]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    p.add_argument("--config", default="full", choices=sorted(ABLATIONS))
+    p.add_argument("--data", default=None)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--layouts", type=int, default=None, metavar="N", help="time N steps in each activation layout")
+    p.add_argument("--batches", default=None, metavar="B1,B2,...", help="time --steps steps at each batch size")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--memory-format", default="auto", help="the layout for --batches")
+    args = p.parse_args(argv)
+    cfg = make_config(args.profile, args.config, data_root=args.data, overrides=args.set)
+    if args.layouts:
+        print(json.dumps(time_train_layouts(cfg, args.device, args.layouts)))
+    if args.batches:
+        sizes = [int(b) for b in args.batches.split(",") if b.strip()]
+        print(json.dumps(time_train_batches(cfg, sizes, args.device, args.steps, memory_format=args.memory_format)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,8 +21,8 @@ set. One walker (:func:`_walk`) describes the forward once; the fp32 recorder an
 executor run the same walk, so the two cannot drift apart (a test checks the walk against
 ``MOEDN.forward``).
 
-Measured (shipped model, 1 thread, the other core training; re-run: ``python -m mosslib bench``
-prints the int8 row and its PSNR change on DDN-SIRR):
+Measured (shipped model, 1 thread, the other core training; when ``mosslib.apps.bench`` still had
+an int8 row):
 
 * speed at 256x256: 2.6-2.8x the fp32 eager model (bf16 fused path: 1.7-2.2x in the same runs);
   the int8 convolutions are ~70 % of its time, separate LeakyReLU passes, the fp32
@@ -35,7 +35,7 @@ prints the int8 row and its PSNR change on DDN-SIRR):
   inputs unlike the calibration images. Keeping ``e0`` and the last decoder stage (``d16``-``d19``)
   in float gave -0.08 dB at about 2.1x (measured with them in fp32, before they ran in bf16).
 
-So int8 is not offered by ``derain``; it stays here, and in the bench, as the measured answer
+So int8 is not offered by ``derain``, nor by the package: it stays here, outside it, as the measured answer
 to "would int8 reach 3x?": not without per-image (dynamic) ranges or quantisation-aware training.
 """
 from __future__ import annotations
@@ -50,14 +50,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .network import MOEDN, pad_to_multiple
+from mosslib.data.embedded import ensure
+from mosslib.data.imageio import read_rgb
+from mosslib.data.sampling import to_tensor
+from mosslib.model.fast import cpu_flags
+from mosslib.model.network import MOEDN, pad_to_multiple
 
-__all__ = ["Int8MOEDN", "int8_supported", "int8_why_not", "default_calibration"]
+__all__ = ["Int8MOEDN", "int8_supported", "int8_why_not", "default_calibration", "prepare_int8"]
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # 8-bit dot products with 32-bit sums (int8 needs one)
 
 
 def int8_why_not() -> str:
     """Why int8 inference is not offered here ("" when it is): it needs oneDNN's quantized engine
-    and a CPU with VNNI (one of :data:`mosslib.model.fast.VNNI_FLAGS`).
+    and a CPU with VNNI (one of :data:`VNNI_FLAGS`).
 
     Without VNNI, oneDNN sums pairs of u8 x s8 products into int16 with saturation (``vpmaddubsw``;
     oneDNN's guide, "Nuances of int8 computations"), so activations that use the full 8 bits
@@ -66,8 +72,6 @@ def int8_why_not() -> str:
     """
     if "onednn" not in torch.backends.quantized.supported_engines:
         return "this torch build has no oneDNN quantized engine"
-    from .fast import VNNI_FLAGS, cpu_flags
-
     if not any(f in cpu_flags() for f in VNNI_FLAGS):
         return "this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8): oneDNN's int8 sums saturate without it"
     return ""
@@ -90,10 +94,6 @@ def _engine(name: str = "onednn"):
 
 def default_calibration(n: int = 6, side: int = 128) -> list[torch.Tensor]:
     """``n`` rainy training images of the embedded data set, centre-cropped to ``side``: (1, 3, h, w)."""
-    from ..data.embedded import ensure
-    from ..data.imageio import read_rgb
-    from ..data.sampling import to_tensor
-
     files = sorted((Path(ensure()) / "synthetic" / "train" / "rain").glob("*.png"))[:: 3][:n]
     out = []
     for f in files:
@@ -302,3 +302,23 @@ class Int8MOEDN:
             g = _walk(m, s, self._ops)
         y = torch.tanh(m.tail(s - g if m.cfg.use_skip else g))
         return y[..., :h, :w].contiguous()
+
+
+def prepare_int8(model: nn.Module):
+    """:class:`Int8MOEDN` calibrated on :func:`default_calibration` when it applies and agrees with
+    the model on a calibration image (max abs difference <= 0.25 in [-1, 1]); else None, with a
+    warning saying why (the package's ``fast.prepare`` offered this as ``precision="int8"``)."""
+    why = "int8 is implemented for MOEDN on CPU only" if not isinstance(model, MOEDN) else (int8_why_not() or None)
+    if why is None:
+        try:
+            calib = default_calibration()
+            q = Int8MOEDN(model.eval(), calib)
+            with torch.no_grad():
+                err = float((q(calib[0]) - model(calib[0])).abs().max())
+            if err <= 0.25:
+                return q
+            why = f"int8 output disagreed with the model (max abs difference {err:.3f})"
+        except (RuntimeError, NotImplementedError) as exc:
+            why = f"int8 path unavailable ({type(exc).__name__}: {exc})"
+    warnings.warn(f"{why}; use mosslib.model.fast.prepare (bf16/fp32)", RuntimeWarning, stacklevel=2)
+    return None
