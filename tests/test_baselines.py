@@ -1,5 +1,5 @@
 """Baseline networks: interface (shape, range, odd sizes, training), parameter counts and GFLOP
-against the published / measured figures of their public definitions (NOTES.md)."""
+against the published / measured figures of their public definitions (docs/release.md)."""
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode

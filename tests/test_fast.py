@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from mosslib.measure.evaluate import psnr_change_vs_fp32
 from mosslib.model import fast
 from mosslib.model.baselines import build_model
 from mosslib.model.config import ModelConfig
@@ -155,7 +156,7 @@ def _pairs(n=2, seed=0):
 def test_psnr_change_fp32_is_zero():
     torch.manual_seed(0)
     net = MOEDN(ModelConfig(ngf=8, delta=8, num_blocks=2, num_scales=1, num_layers=1, memory_items=8, init="default"))
-    res = fast.psnr_change_vs_fp32(net, _pairs(), precision="fp32")
+    res = psnr_change_vs_fp32(net, _pairs(), precision="fp32")
     assert res["n"] == 2
     assert abs(res["delta_db"]) < 1e-3 and res["max_pixel_diff"] <= 1
     assert 0 < res["psnr_fp32"] < 60
@@ -165,7 +166,7 @@ def test_psnr_change_fp32_is_zero():
 def test_psnr_change_bf16_small():
     torch.manual_seed(0)
     net = MOEDN(ModelConfig(ngf=8, delta=8, num_blocks=2, num_scales=1, num_layers=1, memory_items=8, init="default"))
-    res = fast.psnr_change_vs_fp32(net, _pairs(), precision="bf16")
+    res = psnr_change_vs_fp32(net, _pairs(), precision="bf16")
     assert abs(res["delta_db"]) < 0.2
     assert "bf16" in res["path"]
 
@@ -173,9 +174,9 @@ def test_psnr_change_bf16_small():
 def test_psnr_change_rejects_bad_pairs():
     net = build_model("ddn")
     with pytest.raises(ValueError, match="no pairs"):
-        fast.psnr_change_vs_fp32(net, [], precision="fp32")
+        psnr_change_vs_fp32(net, [], precision="fp32")
     with pytest.raises(ValueError, match="uint8"):
-        fast.psnr_change_vs_fp32(net, [(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))], precision="fp32")
+        psnr_change_vs_fp32(net, [(np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))], precision="fp32")
 
 
 @pytest.mark.realdata
@@ -185,5 +186,5 @@ def test_psnr_change_on_ddn_sirr_pairs(shared_data):
     pairs = open_dataset(shared_data / "DDN-SIRR").test_groups()["sparse"][:1]
     torch.manual_seed(0)
     net = MOEDN(ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=3, num_layers=1, memory_items=32, init="default"))
-    res = fast.psnr_change_vs_fp32(net, pairs, precision="bf16" if fast.bf16_supported() else "fp32")
+    res = psnr_change_vs_fp32(net, pairs, precision="bf16" if fast.bf16_supported() else "fp32")
     assert res["n"] == 1 and abs(res["delta_db"]) < 0.2

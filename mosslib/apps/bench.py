@@ -40,8 +40,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..measure.evaluate import psnr_change_vs_fp32
 from ..model import fast
 from ..model.baselines import MODEL_NAMES, build_model, count_params
+from ..data.layouts import open_dataset
+from ..method.checkpoint import load_model, shipped_model_path
+from ..method.profiles import PROFILES
 
 __all__ = [
     "TARGETS",
@@ -210,8 +214,6 @@ def _profile_batch(profile: str) -> tuple[int, int]:
     """(batch size, crop) of a training profile (mosslib.method.profiles), with the issue's defaults."""
     defaults = {"quick": (4, 64), "paper": (16, 256)}
     try:
-        from ..method.profiles import PROFILES
-
         data = PROFILES[profile].get("data", {})
         b, c = defaults.get(profile, (4, 64))
         return int(data.get("batch_size", b)), int(data.get("crop", c))
@@ -257,15 +259,11 @@ def _default_data_root() -> Path | None:
 
 
 def _sirr_pairs(root: Path) -> list:
-    from ..data.layouts import open_dataset
-
     groups = open_dataset(root / "DDN-SIRR").test_groups()
     return [p for g in groups.values() for p in g]
 
 
 def _psnr_model(checkpoint: str | None) -> tuple[nn.Module, str]:
-    from ..method.checkpoint import load_model, shipped_model_path
-
     if checkpoint:
         return load_model(checkpoint), f"checkpoint {checkpoint}"
     if shipped_model_path().is_file():
@@ -372,7 +370,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
         else:
             model, what = _psnr_model(checkpoint)
             _log(f"PSNR of fp32 vs fast ({fast_precision}) on DDN-SIRR test, {what} ...")
-            res = fast.psnr_change_vs_fp32(model, _sirr_pairs(root), fast_precision, device)
+            res = psnr_change_vs_fp32(model, _sirr_pairs(root), fast_precision, device)
             result["fast_psnr"] = {"model": what, "data": str(root / "DDN-SIRR"), **res}
     result["loadavg_end"] = _loadavg()
     busy = (result["loadavg_start"] or [0])[0]  # before this run added its own load

@@ -28,6 +28,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
+from ..method.runs import run_dir, trained
+from ..method.profiles import make_config
+from ..method.runs import evaluated
+from ..measure.paper import TABLE4_ORDER
+from ..data.layouts import DataError, open_dataset
+from ..method.trainset import data_root as resolve_root
+from .cli import build_parser
+from ..method.profiles import PROFILES
 
 __all__ = [
     "PARAMETERS",
@@ -116,8 +124,6 @@ def _console_progress():
 def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, runs_dir: str | os.PathLike,
                quiet: bool = False) -> list[Path]:
     """Train (or resume, or reuse) each run, printing ``[book] run i/n ...`` lines; their folders."""
-    from ..method.runs import run_dir, trained
-    from ..method.profiles import make_config
 
     out = []
     for i, spec in enumerate(specs, 1):
@@ -139,8 +145,6 @@ def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, ru
 
 def evaluate_runs(runs: Sequence[Path], convention: str = "rgb", test: str | os.PathLike | None = None) -> list[dict]:
     """:func:`mosslib.method.runs.evaluated` of each run (cached in the run folders)."""
-    from ..method.runs import evaluated
-
     return [evaluated(r, convention=convention, test=None if test is None else str(test)) for r in runs]
 
 
@@ -174,8 +178,6 @@ TABLE4_STEPS: dict[str, tuple[int, int]] = {"cpu": LIMITED_STEPS["cpu"]}
 
 def table4_configs(profile: str) -> tuple[str, ...]:
     """The Table 4 configurations ``profile`` trains, in the paper's order (``full`` last)."""
-    from ..measure.paper import TABLE4_ORDER
-
     chosen = TABLE4_CONFIGS.get(profile)
     return tuple(c for c in TABLE4_ORDER if chosen is None or c in chosen)
 
@@ -216,8 +218,6 @@ def _child(root: Path, name: str) -> Path | None:
 
 
 def _has_test_split(folder: Path) -> bool:
-    from ..data.layouts import DataError, open_dataset
-
     try:
         ds = open_dataset(folder)
     except DataError:
@@ -228,8 +228,6 @@ def _has_test_split(folder: Path) -> bool:
 def limited_setups(profile: str, data_root: str | None) -> list[LimitedSetup]:
     """The data of Tables 2-3: Rain200H and Rain800 when the data root holds them, else Rain100L, else
     the embedded labeled set (tested on its own test split, or on the configuration's test set)."""
-    from ..method.profiles import make_config
-    from ..method.trainset import data_root as resolve_root
 
     cfg = make_config(profile, "full", data_root=data_root)
     root = resolve_root(cfg.data)
@@ -282,7 +280,6 @@ def timing_results(profile: str, results: str | os.PathLike, timeout: float = 12
             f"{path} is missing and mosslib.apps.bench is not installed in this checkout; write it with "
             f"`python -m mosslib bench --profile {profile}` (make bench PROFILE={profile}) and re-run this notebook"
         )
-    from .cli import build_parser
 
     options = {o for a in build_parser("bench")._actions for o in a.option_strings}  # the flags it accepts
     cmd = [sys.executable, "-m", "mosslib", "bench", "--profile", profile]
@@ -439,8 +436,6 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
              seeds: int | None = None, dry_run: bool = False, progress: bool = True) -> int:
     """Execute the book; 0 when every notebook ran or was up to date, 1 when one failed, 2 on bad input."""
     import papermill as pm
-
-    from ..method.profiles import PROFILES
 
     if profile not in PROFILES:
         print(f"error: unknown profile {profile!r}; use one of {sorted(PROFILES)}", file=sys.stderr)

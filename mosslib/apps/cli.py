@@ -8,6 +8,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from .. import __version__
 
 __all__ = ["COMMANDS", "main", "build_parser"]
 
@@ -15,7 +16,7 @@ __all__ = ["COMMANDS", "main", "build_parser"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "datasets": ("mosslib.apps.datasets", "detect a data set's layout, splits and counts"),
     "train": ("mosslib.apps.train", "pre-train and self-train MOEDN (MOSS) with a profile"),
-    "evaluate": ("mosslib.measure.evaluate", "PSNR/SSIM of a model, or of the rainy inputs, on a test set"),
+    "evaluate": ("mosslib.apps.evaluate", "PSNR/SSIM of a model, or of the rainy inputs, on a test set"),
     "derain": ("mosslib.apps.derain", "derain your own photos (files, folders, globs)"),
     "export": ("mosslib.apps.export", "export a run's best model (fp16) with a model card, e.g. the shipped model"),
     "bench": ("mosslib.apps.bench", "side-by-side speed benchmark of MOEDN and its peers"),
@@ -51,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(available))
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from .. import __version__
-
         print(f"mosslib {__version__}")
         return 0
     command = argv[0]

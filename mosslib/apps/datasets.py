@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from ..data.layouts import LAYOUT_ALIASES, LAYOUTS, DataError, DataWarning, Dataset, find_datasets
+from ..data.embedded import ensure
 
 __all__ = ["add_arguments", "run"]
 
@@ -42,8 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _resolve(path: str) -> Path:
     if path in ("embedded", "embedded:default", "embedded:tiny") and not Path(path).exists():
-        from ..data.embedded import ensure
-
         return ensure(size=path.partition(":")[2] or "default")
     return Path(path)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib.util
 import inspect
 import os
 import sys
@@ -34,6 +33,8 @@ from ..model import fast
 from .photo import Photo, from_array, from_pil, read_photo, to_array, to_pil, write_photo
 from ..model.selfensemble import ENSEMBLE_SIZES, self_ensemble
 from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TILE_THRESHOLD, choose_tile, tiled_map
+from ..method.checkpoint import load_model
+from ..method.checkpoint import CheckpointError
 
 __all__ = [
     "BatchResult",
@@ -56,8 +57,6 @@ _DEFAULT_MODELS: dict[str, nn.Module] = {}
 # -- the model -------------------------------------------------------------------------------
 def _load(model: nn.Module | str | os.PathLike | None, device: str) -> nn.Module:
     """None: the shipped model (cached per device); a path: a checkpoint; a module: itself."""
-    from ..method.checkpoint import load_model
-
     if model is None:
         if device not in _DEFAULT_MODELS:
             _DEFAULT_MODELS[device] = load_model(None, device=device)
@@ -350,8 +349,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..method.checkpoint import CheckpointError
-
     if args.overlap < 0 or (args.tile is not None and args.tile < 0):
         print("error: --tile and --overlap must be >= 0", file=sys.stderr)
         return 2

@@ -24,6 +24,11 @@ from ..method.checkpoint import CheckpointError, atomic_write_text, load_checkpo
 from ..model.config import to_dict
 from ..method.runs import config_of_run
 from ..method.selection import SelectionPolicy
+from ..data.layouts import open_dataset
+from ..measure.evaluate import evaluate_pairs, summarise
+from ..measure.metrics import describe
+from ..method.checkpoint import shipped_model_path
+from ..data.layouts import DataError
 
 __all__ = ["export_model", "rescore_model", "model_card", "selection_rule", "card_markdown", "add_arguments", "run"]
 
@@ -73,9 +78,6 @@ def _lineage(config: dict) -> dict:
 
 def _score(model, evals: dict[str, str] | None, progress: bool) -> dict:
     """``{name: {convention: {convention, folder, splits}}}`` of a model on each test folder."""
-    from ..data.layouts import open_dataset
-    from ..measure.evaluate import evaluate_pairs, summarise
-    from ..measure.metrics import describe
 
     metrics = {}
     for name, folder in (evals or {}).items():
@@ -151,8 +153,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..method.checkpoint import shipped_model_path
-    from ..data.layouts import DataError
 
     evals = {}
     for item in args.eval:

@@ -26,6 +26,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ..method.checkpoint import CheckpointError, load_model
+from ..data.layouts import open_dataset
+from ..method.runs import config_of_run
+from ..method.trainset import data_root
+from ..data.imageio import read_rgb
 
 __all__ = [
     "PRECISIONS",
@@ -542,8 +547,6 @@ class MemoryViews:
             raise KeyError(f"no image named {name!r}; known: {self.image_names[:5]}...")
         value = self._images[name]
         if not isinstance(value, np.ndarray):
-            from ..data.imageio import read_rgb
-
             value = self._images[name] = read_rgb(value)
         return value
 
@@ -642,8 +645,6 @@ CHECKPOINTS = {"pre-trained": "pretrain.pt", "self-trained": "best.pt"}
 def run_checkpoints(run: str | Path) -> dict[str, object]:
     """The memories of a run folder to compare: "pre-trained" (``pretrain.pt``, the memory
     after supervised pre-training) and "self-trained" (``best.pt``); missing files are left out."""
-    from ..method.checkpoint import CheckpointError, load_model
-
     run = Path(run)
     models = {label: load_model(run / name) for label, name in CHECKPOINTS.items() if (run / name).is_file()}
     if not models:
@@ -662,9 +663,6 @@ def spread(items: Sequence, n: int | None) -> list:
 def run_image_sets(run: str | Path, max_per_source: int | None = None) -> dict[str, dict[str, Path]]:
     """Images of a run's data for the explorer: {"test": the test set's rainy images (dense and
     sparse groups), "real": its unlabeled real (or real-like) images}, name -> path."""
-    from ..data.layouts import open_dataset
-    from ..method.runs import config_of_run
-    from ..method.trainset import data_root
 
     data = config_of_run(run).data
     root = data_root(data)

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+from ..data.imageio import read_rgb, write_rgb
+from .memviz import derain_image
+from ..data.imageio import read_rgb
 
 __all__ = ["CHOICES", "COLUMNS", "PreferenceStudy", "Trial", "fig_selection", "make_trials", "method_outputs",
            "read_choices", "tally"]
@@ -149,7 +152,6 @@ class PreferenceStudy:
         value = self.outputs[photo][method]
         if isinstance(value, np.ndarray):
             return value
-        from ..data.imageio import read_rgb
 
         return read_rgb(value)
 
@@ -249,8 +251,6 @@ def method_outputs(models: Mapping[str, object], photos: Mapping[str, object], c
     Returns photo -> method -> PNG path, the ``outputs`` of :class:`PreferenceStudy`;
     ``include_input`` adds the rainy photo itself as method "input".
     """
-    from ..data.imageio import read_rgb, write_rgb
-    from .memviz import derain_image
 
     cache_dir = Path(cache_dir)
     out: dict[str, dict[str, Path]] = {p: {} for p in photos}

@@ -19,6 +19,7 @@ from PIL import Image
 
 from . import memviz as mv
 from .userstudy import PreferenceStudy, fig_selection, tally
+from ..data.imageio import to_rgb8
 
 __all__ = ["MemoryExplorer", "PreferenceWidget", "png", "decode_upload"]
 
@@ -35,8 +36,6 @@ def png(image: np.ndarray) -> bytes:
 def decode_upload(entry: Mapping) -> tuple[str, np.ndarray]:
     """(name, uint8 RGB image) of one ``FileUpload`` value entry; a clear error otherwise."""
     from PIL import UnidentifiedImageError
-
-    from ..data.imageio import to_rgb8
 
     name = str(entry.get("name", "upload"))
     try:

@@ -10,7 +10,7 @@
   random crop (the same window in rainy and clean) and a random horizontal flip. Images smaller
   than the crop are reflect-padded (``small="pad"``, with a warning) or refused (``"error"``).
 * :class:`Prefetcher` makes the next batches on a thread while a GPU trains (results unchanged).
-* Tensors are float32 in [-1, 1] (the network's range, NOTES.md): ``x = u8 / 127.5 - 1``.
+* Tensors are float32 in [-1, 1] (the network's range, docs/release.md): ``x = u8 / 127.5 - 1``.
 """
 from __future__ import annotations
 

@@ -1,26 +1,23 @@
 """PSNR/SSIM of a model - or of the rainy inputs themselves (the paper's "Input" row) - on a
-test set, per evaluation group (DDN-SIRR: dense = inputs 1-10, sparse = 11-20, plus all).
+test set, per evaluation group (DDN-SIRR: dense = inputs 1-10, sparse = 11-20, plus all); and
+the PSNR change of a fast inference path against fp32.
 
-``python -m mosslib evaluate --data PATH [--checkpoint CKPT | --method input] [--convention rgb|y]
-[--ensemble N] --json`` (``--ensemble``: the flip self-ensemble of :mod:`mosslib.model.selfensemble`).
-Without ``--checkpoint`` and with ``--method model`` (the default) the shipped model is used.
 Images go through the model whole, with the same padding as inference (MOEDN pads to a multiple
-of 8 inside and crops back).
+of 8 inside and crops back). The command is ``python -m mosslib evaluate``
+(:mod:`mosslib.apps.evaluate`).
 """
 from __future__ import annotations
 
-import json
 import math
-import sys
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 
 from .metrics import describe, psnr, ssim
-from ..model.selfensemble import ENSEMBLE_SIZES, self_ensemble
+from ..model import fast as fast_module
 
-__all__ = ["derain_tensor", "evaluate_pairs", "summarise", "add_arguments", "run"]
+__all__ = ["derain_tensor", "evaluate_pairs", "summarise", "psnr_change_vs_fp32"]
 
 
 @torch.no_grad()
@@ -66,52 +63,51 @@ def summarise(per_image: dict) -> dict:
     return res
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--data", required=True, help="test set folder (e.g. ../shared/data/DDN-SIRR)")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file or run folder (default: the shipped model)")
-    p.add_argument("--which", default="best", choices=("best", "last"), help="for a run folder: best (validation) or last")
-    p.add_argument("--method", default="model", choices=("model", "input"), help="input: score the rainy inputs themselves")
-    p.add_argument("--convention", default="rgb", choices=("rgb", "y"))
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES,
-                   help="average N mirrored passes (mosslib.model.selfensemble; default 1)")
-    p.add_argument("--per-image", action="store_true", help="include per-image values in the JSON")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+# -- accuracy check ---------------------------------------------------------------------------
+def _as_pair(p) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(p, "load"):
+        return p.load()
+    rainy, clean = p
+    return np.asarray(rainy), np.asarray(clean)
 
 
-def run(args) -> int:
-    from ..method.checkpoint import CheckpointError, load_model
-    from ..data.layouts import DataError, open_dataset
+def _to_input(img: np.ndarray) -> torch.Tensor:
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
+        raise ValueError(f"pairs must hold uint8 (H, W, 3) images, got {img.dtype} {img.shape}")
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
-    try:
-        dataset = open_dataset(args.data)
-        groups = dataset.test_groups()
-        model = checkpoint_path = None
-        if args.method == "model":
-            model = load_model(args.checkpoint, which=args.which, device=args.device)
-            checkpoint_path = getattr(model, "checkpoint_path", None)
-            model = self_ensemble(model, args.ensemble)
-    except (DataError, CheckpointError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    per_image = evaluate_pairs(groups, model, args.convention, args.device, progress=not args.json)
-    result = {
-        "data": str(Path(args.data)),
-        "layout": dataset.layout,
-        "method": args.method,
-        "checkpoint": checkpoint_path,
-        "ensemble": args.ensemble if args.method == "model" else 1,
-        "convention": args.convention,
-        "convention_text": describe(args.convention),
-        "splits": summarise(per_image),
+
+def psnr_change_vs_fp32(model, pairs: Iterable, precision: str = "bf16", device="cpu",
+                        fast: Callable | None = None) -> dict:
+    """PSNR (RGB convention) of the fp32 model and of its fast path on (rainy, clean) pairs.
+
+    ``pairs``: ``mosslib.data.layouts.Pair`` objects or (rainy, clean) uint8 (H, W, 3) arrays. Returns
+    ``{"n", "psnr_fp32", "psnr_fast", "delta_db", "max_abs_delta_db", "max_pixel_diff"}`` where
+    ``delta_db`` = mean PSNR(fast) - mean PSNR(fp32) and ``max_pixel_diff`` is in uint8 levels.
+    """
+    model = model.eval().to(device)
+    fast = fast or fast_module.prepare(model, precision, device)
+    ref_scores, fast_scores, max_diff = [], [], 0
+    for p in pairs:
+        rainy, clean = _as_pair(p)
+        x = _to_input(rainy).to(device)
+        with torch.no_grad():
+            y_ref = model(x).float().cpu()
+        y_fast = fast(x).cpu()
+        a = ((y_ref[0] + 1) / 2).clamp(0, 1)
+        b = ((y_fast[0] + 1) / 2).clamp(0, 1)
+        ref_scores.append(psnr(a, clean))
+        fast_scores.append(psnr(b, clean))
+        max_diff = max(max_diff, int((torch.round(a * 255) - torch.round(b * 255)).abs().max()))
+    if not ref_scores:
+        raise ValueError("psnr_change_vs_fp32: no pairs given")
+    finite = [(r, f) for r, f in zip(ref_scores, fast_scores) if math.isfinite(r) and math.isfinite(f)]
+    return {
+        "n": len(ref_scores),
+        "psnr_fp32": float(np.mean([r for r, _ in finite])),
+        "psnr_fast": float(np.mean([f for _, f in finite])),
+        "delta_db": float(np.mean([f for _, f in finite]) - np.mean([r for r, _ in finite])),
+        "max_abs_delta_db": float(max(abs(f - r) for r, f in finite)),
+        "max_pixel_diff": max_diff,
+        "path": fast.describe() if hasattr(fast, "describe") else str(fast),
     }
-    if args.per_image:
-        result["per_image"] = per_image
-    if args.json:
-        print(json.dumps(result))
-    else:
-        ens = f", self-ensemble x{result['ensemble']}" if result["ensemble"] > 1 else ""
-        print(f"{result['data']} ({result['layout']}), method {args.method}{ens}, convention {args.convention}")
-        for name, s in result["splits"].items():
-            print(f"  {name:8s} n={s['n']:4d}  PSNR {s['psnr']:.2f} dB  SSIM {s['ssim']:.4f}")
-    return 0

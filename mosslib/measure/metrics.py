@@ -2,7 +2,7 @@
 
 Inputs: uint8 arrays (H, W, 3), or float arrays/tensors with values in [0, 1] (H, W, 3) or
 (3, H, W), which are clamped to [0, 1], multiplied by 255 and **rounded** to uint8 first (the
-paper's release truncates instead, a defect: see NOTES.md). Both images must have the same
+paper's release truncates instead, a defect: see docs/release.md). Both images must have the same
 shape.
 
 Conventions:

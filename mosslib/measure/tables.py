@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 from . import paper
+from ..data.layouts import open_dataset
+from .evaluate import evaluate_pairs, summarise
+from .metrics import CONVENTIONS
 
 __all__ = [
     "repo_root",
@@ -183,8 +186,6 @@ def gain_of(base: Sequence[Mapping], new: Sequence[Mapping], group: str, metric:
 
 def input_scores(test_root, convention: str = "rgb") -> dict:
     """Scores of the rainy test images themselves (the paper's "Input" column), shaped like evaluated()."""
-    from ..data.layouts import open_dataset
-    from .evaluate import evaluate_pairs, summarise
 
     ds = open_dataset(test_root)
     per = evaluate_pairs(ds.test_groups(), None, convention)
@@ -212,8 +213,6 @@ class TableMeta:
     notes: tuple[str, ...] = ()
 
     def items(self) -> list[tuple[str, str]]:
-        from .metrics import CONVENTIONS
-
         conv = f"{self.convention}: {CONVENTIONS[self.convention]}" if self.convention in CONVENTIONS else self.convention
         out = [("table", self.title), ("profile", self.profile), ("data", self.data), ("convention", conv)]
         if self.n_test:

@@ -19,6 +19,10 @@ from pathlib import Path
 import torch
 
 from ..model.config import ModelConfig, from_dict
+from .. import __version__
+from ..model.config import to_dict
+from ..model.network import MOEDN
+from ..model.baselines import build_model
 
 __all__ = [
     "FORMAT",
@@ -98,8 +102,6 @@ def _git_rev() -> str:
 
 def run_metadata(seed: int | None = None, device: str | torch.device = "cpu") -> dict:
     """Seed, git commit, versions and device: stored in every checkpoint and results file."""
-    from .. import __version__
-
     return {
         "seed": seed,
         "git_commit": _git_commit(),
@@ -120,8 +122,6 @@ def save_model(model, path: str | os.PathLike, config: dict | None = None, dtype
     tensors in it (e.g. ``torch.float16``, half the size; :func:`load_model` computes in fp32);
     ``extra`` entries (e.g. ``card``) are stored beside it. Loads back with :func:`load_model`.
     """
-    from ..model.config import to_dict
-
     cfg = config if config is not None else to_dict(model.cfg)
     state = {k: v.detach().to(dtype) if dtype is not None and v.is_floating_point() else v.detach()
              for k, v in model.state_dict().items()}
@@ -178,8 +178,6 @@ def load_model(path: str | os.PathLike | None = None, which: str = "best", devic
     ``which``: for a run folder, ``"best"`` (chosen on the validation split) or ``"last"``.
     A checkpoint whose weights do not fit its own configuration raises CheckpointError.
     """
-    from ..model.network import MOEDN
-
     if path is None:
         path = SHIPPED
         if not path.is_file():
@@ -193,7 +191,6 @@ def load_model(path: str | os.PathLike | None = None, which: str = "best", devic
     if arch == "moedn":
         model = MOEDN(cfg)
     else:  # a supervised peer trained with `train --model NAME`
-        from ..model.baselines import build_model
 
         model = build_model(arch)
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}

@@ -18,6 +18,7 @@ from torch import nn
 from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 from ..model.config import to_dict
 from .profiles import TrainConfig, config_from_dict, config_hash
+from .checkpoint import load_model
 
 __all__ = [
     "lr_at", "schedules_agree", "check_resume", "pretraining_matches", "extends", "extend_run", "fork_pretrained",
@@ -185,8 +186,6 @@ def warm_start(model: nn.Module, cfg: TrainConfig) -> None:
     The file must still be the one the run was configured with (``init_sha256``), and must hold
     the same architecture; anything else is a clear error naming the file.
     """
-    from .checkpoint import load_model
-
     path = Path(cfg.optim.init_from)
     if cfg.optim.init_sha256 and path.is_file() and file_sha256(path) != cfg.optim.init_sha256:
         raise CheckpointError(f"{path}: the warm-start checkpoint changed since the run was configured (SHA-256 differs)")

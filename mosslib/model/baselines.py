@@ -61,13 +61,13 @@ MODEL_NAMES = ("moedn", "prenet", "ddn", "didmdn", "umrl")
 
 # Published parameter counts (millions) and where they come from.
 PUBLISHED_PARAMS: dict[str, tuple[float, str]] = {
-    "prenet": (0.169, "PReNet public definition, 168,963 (NOTES.md: 0.17 M)"),
-    "ddn": (0.058, "DDN public definition (NOTES.md: 0.06 M)"),
-    "didmdn": (0.372, "DID-MDN generator, public definition (NOTES.md: 0.37 M)"),
+    "prenet": (0.169, "PReNet public definition, 168,963 (docs/release.md: 0.17 M)"),
+    "ddn": (0.058, "DDN public definition (docs/release.md: 0.06 M)"),
+    "didmdn": (0.372, "DID-MDN generator, public definition (docs/release.md: 0.37 M)"),
     "umrl": (0.984, "UMRL public definition (about 0.98 M counted from it; 0.984 M as tabulated in MSPFN, CVPR 2020)"),
-    "moedn": (2.856, "MOSS release with its fuse blocks (NOTES.md: 2,855,939); ours omits them"),
+    "moedn": (2.856, "MOSS release with its fuse blocks (docs/release.md: 2,855,939); ours omits them"),
 }
-# GFLOP per 256x256 forward of the public definitions, measured (NOTES.md)
+# GFLOP per 256x256 forward of the public definitions, measured (docs/release.md)
 PUBLISHED_GFLOP_256: dict[str, float] = {"prenet": 132.5, "ddn": 7.4, "didmdn": 14.5, "moedn": 19.8}
 
 

@@ -1,6 +1,6 @@
 """Configuration as frozen dataclasses, saved inside every checkpoint and results file.
 
-``ModelConfig`` defaults are the released DDN-SIRR test configuration (NOTES.md). The
+``ModelConfig`` defaults are the released DDN-SIRR test configuration (docs/release.md). The
 training configuration (``TrainConfig``: data, optimisation, loss weights, profile) lives in
 :mod:`mosslib.method.profiles` together with the named profiles and ablations.
 """

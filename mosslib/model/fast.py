@@ -18,25 +18,24 @@ eager model (differences at the 1e-7 level from a different summation order). Ot
 
 ``torch.compile`` is off unless asked for (``compile=True``, with inductor's ``freezing`` on
 CPU); when compiling fails the eager path is used, with a warning.
-:func:`psnr_change_vs_fp32` checks the accuracy cost of a prepared path on image pairs (the
-bench runs it on DDN-SIRR's 20 test pairs when available). Where the time goes and the measured
+:func:`mosslib.measure.evaluate.psnr_change_vs_fp32` checks the accuracy cost of a prepared
+path on image pairs (the bench runs it on DDN-SIRR's 20 test pairs when available). Where the time goes and the measured
 speed-ups are in ``docs/speed.md`` (re-made by ``python -m mosslib bench``).
 """
 from __future__ import annotations
 
 import copy
-import math
+import functools
 import warnings
-from typing import Callable, Iterable
+from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .network import MOEDN, ResidualLayer, pad_to_multiple
+from .network import MOEDN, ResidualLayer, pad_to_multiple, walk
 
-__all__ = ["PRECISIONS", "bf16_supported", "native_bf16", "default_precision", "prepare", "FastForward", "FusedMOEDN", "psnr_change_vs_fp32", "cpu_info", "cpu_flags"]
+__all__ = ["PRECISIONS", "bf16_supported", "native_bf16", "default_precision", "prepare", "FastForward", "FusedMOEDN", "cpu_info", "cpu_flags"]
 
 PRECISIONS = ("fp32", "bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPU instructions that compute in bf16 (not just convert)
@@ -159,23 +158,15 @@ class FusedMOEDN:
             raise ValueError(f"MOEDN expects (B, 3, H, W) images in [-1, 1], got shape {tuple(x.shape)}")
         x, (h, w) = pad_to_multiple(x.float(), self.cfg.multiple)
         x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        s = _conv(x, *self.head)
-        n, stages = self.cfg.num_layers, []
-        z = s
-        for i, spec in enumerate(self.encoder):
-            z = self._layer(z, spec)
-            if (i + 1) % n == 0:
-                stages.append(z)  # encoder stage outputs, for the fusion convs
-        if self.memory is not None:
-            z = self.memory.read(z.float()).to(self.dtype)
-        g = z
-        for i, spec in enumerate(self.decoder):
-            k = i // n
-            if self.fuse is not None and i % n == 0 and k >= 1:
-                g = _conv_add(stages[len(stages) - 1 - k], g, *self.fuse[k - 1])  # g + fuse(e)
-            g = self._layer(g, spec)
-        d = s - g if self.cfg.use_skip else g
-        y = _conv(d, *self.tail, "tanh")
+        y = walk(
+            self.cfg, x,
+            head=lambda t: _conv(t, *self.head),
+            encoder=[functools.partial(self._layer, spec=spec) for spec in self.encoder],
+            read=None if self.memory is None else (lambda z: self.memory.read(z.float()).to(self.dtype)),
+            decoder=[functools.partial(self._layer, spec=spec) for spec in self.decoder],
+            fuse=None if self.fuse is None else (lambda k, e, t: _conv_add(e, t, *self.fuse[k])),  # t + fuse(e)
+            tail=lambda d: _conv(d, *self.tail, "tanh"),
+        )
         return y[..., :h, :w].float().contiguous()
 
 
@@ -262,55 +253,3 @@ def prepare(model: nn.Module, precision: str = "fp32", device="cpu", compile: bo
             warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); using eager", RuntimeWarning, stacklevel=2)
             notes.append("torch.compile failed, eager used")
     return FastForward(fn, device, precision, path, compiled, notes)
-
-
-# -- accuracy check ---------------------------------------------------------------------------
-def _as_pair(p) -> tuple[np.ndarray, np.ndarray]:
-    if hasattr(p, "load"):
-        return p.load()
-    rainy, clean = p
-    return np.asarray(rainy), np.asarray(clean)
-
-
-def _to_input(img: np.ndarray) -> torch.Tensor:
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(f"pairs must hold uint8 (H, W, 3) images, got {img.dtype} {img.shape}")
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-
-
-def psnr_change_vs_fp32(model: nn.Module, pairs: Iterable, precision: str = "bf16", device="cpu",
-                        fast: Callable | None = None) -> dict:
-    """PSNR (RGB convention) of the fp32 model and of its fast path on (rainy, clean) pairs.
-
-    ``pairs``: ``mosslib.data.layouts.Pair`` objects or (rainy, clean) uint8 (H, W, 3) arrays. Returns
-    ``{"n", "psnr_fp32", "psnr_fast", "delta_db", "max_abs_delta_db", "max_pixel_diff"}`` where
-    ``delta_db`` = mean PSNR(fast) - mean PSNR(fp32) and ``max_pixel_diff`` is in uint8 levels.
-    """
-    from ..measure.metrics import psnr
-
-    model = model.eval().to(device)
-    fast = fast or prepare(model, precision, device)
-    ref_scores, fast_scores, max_diff = [], [], 0
-    for p in pairs:
-        rainy, clean = _as_pair(p)
-        x = _to_input(rainy).to(device)
-        with torch.no_grad():
-            y_ref = model(x).float().cpu()
-        y_fast = fast(x).cpu()
-        a = ((y_ref[0] + 1) / 2).clamp(0, 1)
-        b = ((y_fast[0] + 1) / 2).clamp(0, 1)
-        ref_scores.append(psnr(a, clean))
-        fast_scores.append(psnr(b, clean))
-        max_diff = max(max_diff, int((torch.round(a * 255) - torch.round(b * 255)).abs().max()))
-    if not ref_scores:
-        raise ValueError("psnr_change_vs_fp32: no pairs given")
-    finite = [(r, f) for r, f in zip(ref_scores, fast_scores) if math.isfinite(r) and math.isfinite(f)]
-    return {
-        "n": len(ref_scores),
-        "psnr_fp32": float(np.mean([r for r, _ in finite])),
-        "psnr_fast": float(np.mean([f for _, f in finite])),
-        "delta_db": float(np.mean([f for _, f in finite]) - np.mean([r for r, _ in finite])),
-        "max_abs_delta_db": float(max(abs(f - r) for r, f in finite)),
-        "max_pixel_diff": max_diff,
-        "path": fast.describe() if hasattr(fast, "describe") else str(fast),
-    }

@@ -16,7 +16,7 @@ Choices the paper leaves open, written down here:
 * Eq. 3 averages the *raw* queries ``z_j`` (not their normalised versions), as written.
 * An item that no query chose keeps its value exactly. The paper's release multiplies such
   items by ``tau`` (an empty mean taken as zero), which shrinks them towards zero; that is a
-  defect we avoid (see ``../shared/paper/NOTES.md``).
+  defect we avoid (see ``docs/release.md``).
 * Under ``torch.distributed`` the per-item sums and counts are all-reduced before the update
   (:meth:`RainMemory.all_reduce_`), so every rank keeps identical items.
 """

@@ -3,12 +3,12 @@
 ``x -> head -> s(x) -> encoder E -> z(x) -> memory M -> z_hat(x) -> decoder G -> g(x)``, then
 ``tail(s(x) - g(x))`` and ``tanh``. Input and output are images in [-1, 1], shape (B, 3, H, W).
 
-Architecture facts the paper's appendix leaves out are taken from NOTES.md (the released test
+Architecture facts the paper's appendix leaves out are taken from docs/release.md (the released test
 configuration): a bias-free 3x3 head conv 3 -> ngf; ``num_blocks`` encoder stages of
 ``num_layers`` residual layers each, widening by ``delta`` channels per stage, the first layer
 of each of the first ``num_scales`` stages ending with 2x average pooling (so the rest of the
-stage works at the reduced size, as in the release: its 19.8 GFLOP per 256x256 image in
-NOTES.md match this order, not pooling at the end of the stage); a residual layer is
+stage works at the reduced size, as in the release: its GFLOP per image in docs/release.md
+match this order, not pooling at the end of the stage); a residual layer is
 conv3x3 -> LeakyReLU(0.02) -> conv3x3 plus the identity (a 1x1 conv where channels change),
 with no normalisation; the decoder mirrors the encoder, its last ``num_scales`` stages starting
 with bilinear 2x up-sampling.
@@ -16,28 +16,25 @@ with bilinear 2x up-sampling.
 Encoder-to-decoder fusion (``ModelConfig.fuse``, default on): the input of decoder stage
 ``k >= 1`` gets ``conv3x3(e_{B-1-k})`` added, ``e_i`` being the output of encoder stage ``i``
 (same size and width); the convs start at zero. The paper's Fig. 2 shows no such path, but the
-release that produced the paper's numbers has encoder-to-decoder "fuse" blocks (NOTES.md), and
+release that produced the paper's numbers has encoder-to-decoder "fuse" blocks (docs/release.md), and
 without one the memory is the decoder's only input: Eq. 4 is a softmax over *cosine*
 similarities in [-1, 1], so with m = 512 items the nearest item gets at most e/(e + 511/e), about
-1.4 % of the weight, z_hat is close to the items' mean for every query, and learning stalls.
-Measured (quick profile, supervised, lr 1e-4, 300 steps, validation PSNR): 20.58 dB without
-fusion, 23.56 dB with it (rainy input: 20.22 dB). ``fuse=False`` is the paper-strict network
-(2,702,867 parameters, 17.95 GFLOP per 256x256 image; with fusion 2,827,507 and about 18.6).
+1.4 % of the weight, z_hat is close to the items' mean for every query, and learning stalls
+(the measurement is in ``docs/history.md``). ``fuse=False`` is the paper-strict network.
 
 Initialisation (the paper does not say; ``ModelConfig.init``): with ``"identity"`` (the default)
 the second conv of every residual branch starts at zero (each layer starts as its shortcut, as
 in Fixup / zero-gamma), the head's first three channels copy the RGB input and the tail reads
-them back, so an untrained MOEDN outputs about ``tanh(x - g(x))`` instead of noise. On the CPU
-budgets of this project that start matters: after 150 quick-profile steps the validation PSNR
-was 20.9 dB with it and 18.5 dB with PyTorch's default init (``"default"``), whose untrained
-output is 0.54 L1 away from the target against 0.18 (re-run: ``python -m mosslib train
---profile quick --config no_selftrain --steps 150 --set model.init=default``).
+them back, so an untrained MOEDN outputs about ``tanh(x - g(x))`` instead of noise, which
+matters on the CPU budgets of this project (``docs/history.md``; re-run: ``python -m mosslib
+train --profile quick --config no_selftrain --steps 150 --set model.init=default``).
 
-Sizes that are not multiples of ``2**num_scales`` are padded inside ``forward`` (reflect where
+The forward pass is written once, :func:`walk`, which the fused inference path of
+:mod:`mosslib.model.fast` runs too. Sizes that are not multiples of ``2**num_scales`` are padded inside ``forward`` (reflect where
 the image is large enough, replicate otherwise) and cropped back. On CPU the activations are
-kept in channels_last (NHWC) memory format inside ``forward`` (about 1.15-1.3x faster, see
-``mosslib.apps.bench``); elsewhere they stay contiguous (NCHW) unless ``MOEDN.channels_last`` is set
-(``train --memory-format``; ``train --time-layouts`` measures both). The output is a contiguous
+kept in channels_last (NHWC) memory format inside ``forward`` (faster there, ``docs/speed.md``);
+elsewhere they stay contiguous (NCHW) unless ``MOEDN.channels_last`` is set
+(``experiments/train-probes/`` measures both). The output is a contiguous
 (B, 3, H, W) tensor either way, and the layout does not change what the network computes.
 """
 from __future__ import annotations
@@ -49,7 +46,7 @@ from torch import nn
 from .config import ModelConfig
 from .memory import RainMemory
 
-__all__ = ["ARCH_VERSION", "MOEDN", "ResidualLayer", "pad_to_multiple"]
+__all__ = ["ARCH_VERSION", "MOEDN", "ResidualLayer", "pad_to_multiple", "walk"]
 
 # Bumped whenever the function MOEDN computes for a given ModelConfig changes, so cached runs
 # (mosslib.method.runs, keyed by profiles.config_hash) are never reused across such a change.
@@ -176,32 +173,44 @@ class MOEDN(nn.Module):
             raise RuntimeError("this MOEDN has no memory (use_memory=False)")
         return self.memory.attention(self.encode(x))
 
-    def _fused(self, s: torch.Tensor) -> torch.Tensor:
-        """Encoder, memory and decoder with encoder-to-decoder fusion: s(x) -> g(x)."""
-        n, stages = self.cfg.num_layers, []
-        t = s
-        for i, layer in enumerate(self.encoder):
-            t = layer(t)
-            if (i + 1) % n == 0:
-                stages.append(t)  # e_0 ... e_{B-1}; e_{B-1} = z(x)
-        t = self.memory(t) if self.memory is not None else t  # Eq. 3-5
-        for i, layer in enumerate(self.decoder):
-            k = i // n
-            if i % n == 0 and k >= 1:
-                t = t + self.fuse[k - 1](stages[len(stages) - 1 - k])
-            t = layer(t)
-        return t
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"MOEDN expects (B, 3, H, W) images in [-1, 1], got shape {tuple(x.shape)}")
         x, (h, w) = self._pad(x)
-        s = self.head(x)  # s(x): (B, ngf, H, W)
-        if self.fuse is None:
-            z = self.encoder(s)  # z(x): (B, c, H/8, W/8)
-            z_hat = self.memory(z) if self.memory is not None else z  # Eq. 3-5
-            g = self.decoder(z_hat)  # g(x): (B, ngf, H, W)
-        else:
-            g = self._fused(s)
-        y = self.tail(s - g if self.cfg.use_skip else g)
-        return torch.tanh(y)[..., :h, :w].contiguous()
+        y = walk(
+            self.cfg, x,
+            head=self.head,
+            encoder=self.encoder,
+            read=self.memory if self.memory is not None else None,  # Eq. 3-5 (the update in training)
+            decoder=self.decoder,
+            fuse=None if self.fuse is None else (lambda k, e, t: t + self.fuse[k](e)),
+            tail=lambda d: torch.tanh(self.tail(d)),
+        )
+        return y[..., :h, :w].contiguous()
+
+
+def walk(cfg: ModelConfig, x, head, encoder, read, decoder, fuse, tail):
+    """MOEDN's forward walk on a padded input, written once for every way of running it.
+
+    ``s = head(x)``; the encoder layers (their stage outputs kept for the fusion); ``read(z)``,
+    the memory (Eq. 3-5; None: no memory); the decoder layers, adding ``fuse(k, e, t)`` (the k-th
+    fusion of encoder stage e into decoder input t) at the start of each decoder stage after the
+    first; ``tail(s - g)`` (or ``tail(g)`` without the skip), which applies tanh. ``encoder`` and
+    ``decoder`` are sequences of callables, one per residual layer. The eager model
+    (:meth:`MOEDN.forward`) and the fused inference path (:class:`mosslib.model.fast.FusedMOEDN`)
+    both run this function.
+    """
+    s = head(x)  # s(x): (B, ngf, H, W)
+    n, stages, t = cfg.num_layers, [], s
+    for i, layer in enumerate(encoder):
+        t = layer(t)
+        if (i + 1) % n == 0:
+            stages.append(t)  # e_0 ... e_{B-1}; e_{B-1} = z(x)
+    if read is not None:
+        t = read(t)  # z_hat (Eq. 3-5)
+    for i, layer in enumerate(decoder):
+        k = i // n
+        if fuse is not None and i % n == 0 and k >= 1:
+            t = fuse(k - 1, stages[len(stages) - 1 - k], t)
+        t = layer(t)
+    return tail(s - t if cfg.use_skip else t)  # g(x) = t
