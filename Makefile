@@ -4,6 +4,9 @@
 #                     BOOK_ARGS='--only 01 --force')
 #   make lab        - JupyterLab on the notebooks
 #   make e2e        - the memory explorer tested in a real (headless) browser
+#   make clean      - remove the build and the quick/smoke results and figures (rebuilt by `make reproduce`)
+#   make clean-runs - remove the training runs cached in runs/ (GBs after a book; the next book trains again)
+#   make distclean  - both, and the virtual environment
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -14,7 +17,7 @@ DATA_ROOT ?=
 BOOK_ARGS ?=
 export DATA_ROOT
 
-.PHONY: all test reproduce lab venv clean e2e bench
+.PHONY: all test reproduce lab venv clean clean-runs distclean e2e bench
 
 all: test
 
@@ -45,3 +48,9 @@ lab: $(STAMP)
 
 clean:
 	rm -rf build results/smoke results/quick figures/smoke figures/quick
+
+clean-runs:
+	rm -rf runs
+
+distclean: clean clean-runs
+	rm -rf $(VENV)

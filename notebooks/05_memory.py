@@ -52,9 +52,11 @@ from pathlib import Path
 from IPython.display import Image, display
 
 from mosslib.apps import memviz
+from mosslib.measure import tables
 from mosslib.method.runs import trained
 
-run = Path(run_dir) if run_dir else trained(profile, "full", data_root or None, runs_dir=runs_dir, quiet=True)
+dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
+run = tables.resolve_path(run_dir) if run_dir else trained(profile, "full", data_root or None, runs_dir=dirs.runs, quiet=True)
 models = memviz.run_checkpoints(run)
 sources = memviz.run_image_sets(run, max_per_source=max_images or None)
 all_images = {name: path for group in sources.values() for name, path in group.items()}
@@ -71,9 +73,7 @@ print(f"run {run}: checkpoints {list(models)}; {len(all_images)} images, usage o
 
 # %%
 table = memviz.usage_table(views)
-out = Path(results_dir) / profile
-out.mkdir(parents=True, exist_ok=True)
-table.to_csv(out / "memory_usage.csv")
+table.to_csv(dirs.results / "memory_usage.csv")
 table
 
 # %% [markdown]
@@ -83,7 +83,7 @@ table
 # histogram, and the attention maps and nearest patches of the three most used items.
 
 # %%
-figures = memviz.save_memory_figures(views, Path(figures_dir) / profile)
+figures = memviz.save_memory_figures(views, dirs.figures)
 for path in figures:
     print(path)
     display(Image(filename=str(path)))

@@ -47,18 +47,20 @@ from IPython.display import Image, display
 from mosslib.apps import memviz
 
 from mosslib.apps import userstudy
+from mosslib.measure import tables
 from mosslib.method.checkpoint import load_model
 from mosslib.method.runs import trained
 from mosslib.data.imageio import read_rgb
 
+dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
 runs = {
-    "supervised": trained(profile, "supervised", data_root or None, runs_dir=runs_dir, quiet=True),
-    "MOSS": trained(profile, "full", data_root or None, runs_dir=runs_dir, quiet=True),
+    "supervised": trained(profile, "supervised", data_root or None, runs_dir=dirs.runs, quiet=True),
+    "MOSS": trained(profile, "full", data_root or None, runs_dir=dirs.runs, quiet=True),
 }
 if max_photos < 0:
     max_photos = {"smoke": 4, "quick": 24}.get(profile, 0)
 photos = memviz.run_image_sets(runs["MOSS"], max_per_source=max_photos or None)["real"]
-cache = Path(cache_dir) / "real_world" / profile / runs["MOSS"].name
+cache = tables.resolve_path(cache_dir) / "real_world" / profile / runs["MOSS"].name
 outputs = userstudy.method_outputs({m: load_model(r) for m, r in runs.items()}, photos, cache, include_input=True)
 print(f"{len(photos)} real photos derained by {list(runs)}; outputs in {cache}")
 
@@ -66,8 +68,7 @@ print(f"{len(photos)} real photos derained by {list(runs)}; outputs in {cache}")
 # ## Side by side (like Fig. 5)
 
 # %%
-figs = Path(figures_dir) / profile
-figs.mkdir(parents=True, exist_ok=True)
+figs = dirs.figures
 methods = ["input", *runs]
 shown = memviz.spread(list(photos), 4)
 rows = [{m: read_rgb(outputs[p][m]) for m in methods} for p in shown]
@@ -93,7 +94,7 @@ display(Image(filename=str(figs / "real_world_zoom.png")))
 # with the buttons: each click appends a row and redraws the chart.
 
 # %%
-csv_path = Path(results_dir) / profile / "user_study.csv"
+csv_path = dirs.results / "user_study.csv"
 study_outputs = {p: {m: outputs[p][m] for m in runs} for p in photos}
 study = userstudy.PreferenceStudy(study_outputs, csv_path, session=session, seed=seed)
 table = userstudy.tally(csv_path, list(runs))

@@ -4,6 +4,7 @@ The last test executes every notebook of notebooks/ with papermill in the smoke 
 embedded data, a few training steps) and checks that the tables and figures appear.
 """
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,59 @@ def test_table4_configs_per_profile():
     order = book.table4_training_order(paper.TABLE4_ORDER)
     assert sorted(order) == sorted(paper.TABLE4_ORDER) and order[:2] == ("full", "no_memory")
     assert order.index("no_memory") < order.index("basic")
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py")), ids=lambda p: p.stem)
+def test_folder_parameters_resolve_against_the_checkout(path):
+    """Under ``make lab`` the kernel's working directory is notebooks/: a folder parameter used as
+    is (``Path(results_dir)``, ``runs_dir=runs_dir``) would write into notebooks/runs/. Every use
+    of one goes through ``tables.book_dirs`` / ``tables.resolve_path``, as in 00-04."""
+    text = path.read_text()
+    body = text.split('# %% tags=["parameters"]', 1)[1].split("\n# %%", 1)[1]  # after the parameters cell
+    for name in ("results_dir", "figures_dir", "runs_dir", "cache_dir", "run_dir"):
+        for line in body.splitlines():
+            code = line.split("#", 1)[0]
+            if re.search(rf"(?<![\w.]){name}\b(?!\s*=[^=])", code):
+                assert "book_dirs(" in code or "resolve_path(" in code, f"{path.name}: {line.strip()}"
+
+
+def test_resolve_path_starts_at_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the checkout, as under make lab (notebooks/)
+    assert tables.resolve_path("runs") == tables.repo_root() / "runs"
+    assert tables.resolve_path(tmp_path / "x") == tmp_path / "x"
+    dirs = tables.book_dirs("smoke", str(tmp_path / "r"), str(tmp_path / "f"), str(tmp_path / "runs"))
+    assert dirs.results == tmp_path / "r" / "smoke" and dirs.runs.is_dir()
+
+
+def test_progress_bars_go_to_the_terminal_not_into_the_notebook(tmp_path, capsys):
+    """Training bars under the book are copied to the runner's terminal; the executed notebook
+    keeps none of them (they made 01_ddn_sirr.ipynb 2.5 MB)."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write_nb(nbs, "00_bars.py", "import tqdm.auto\nfrom mosslib.apps import book\n"
+                                "with book._console_progress():\n"
+                                "    for _ in tqdm.auto.tqdm(range(300), desc='probe' + '-bar', mininterval=0):\n"
+                                "        pass\nprint('cell done')")
+    kw = dict(notebooks=nbs, build_dir=tmp_path / "build", results_dir=str(tmp_path / "results"),
+              figures_dir=str(tmp_path / "figures"), runs_dir=str(tmp_path / "runs"), progress=False)
+    assert book.run_book("smoke", **kw) == 0
+    captured = capsys.readouterr()
+    executed = (tmp_path / "build" / "smoke" / "00_bars.ipynb").read_text()
+    assert "cell done" in executed and "probe-bar" not in executed and "300/300" not in executed
+    assert "probe-bar" in captured.err and "300/300" in captured.err
+
+
+def test_make_has_a_documented_way_to_free_the_runs():
+    """``make clean`` keeps runs/ (the cached training, GBs after a book); ``make clean-runs``
+    removes it, and the Makefile's header says so."""
+    import shutil
+    import subprocess
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert "make clean-runs" in makefile.split("\n\n", 1)[0]  # in the header's list of targets
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    dry = subprocess.run(["make", "-n", "-C", str(ROOT), "clean-runs"], capture_output=True, text=True, check=True)
+    assert "rm -rf runs" in dry.stdout
+    dry = subprocess.run(["make", "-n", "-C", str(ROOT), "clean"], capture_output=True, text=True, check=True)
+    assert "runs" not in dry.stdout.replace("results", "")

@@ -1,4 +1,5 @@
 """The committed cpu book (``results/cpu/``) is complete, and the README quotes it as it is."""
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -49,3 +50,29 @@ def test_table4_has_all_six_configurations_and_the_readme_quotes_them():
     for config, row in t.iterrows():
         quoted = f"{row['label']} {row['dense_psnr']:.2f} / {row['sparse_psnr']:.2f}"
         assert quoted in " ".join(README.split()), f"README does not quote Table 4's {quoted!r}"
+
+
+ABSOLUTE = re.compile(r"(?<![\w$.])/(?:work|home|root|Users|tmp|mnt)/|\.\./shared/|[A-Za-z]:\\\\")
+
+
+def test_committed_results_carry_no_machine_paths():
+    """Results name their data as ``$DATA_ROOT/...`` and files relative to the checkout: an
+    absolute path of the machine that made them means nothing elsewhere."""
+    for path in sorted((REPO / "results").rglob("*")):
+        if path.is_file() and path.suffix in (".csv", ".md", ".json", ".txt"):
+            hit = ABSOLUTE.search(path.read_text(encoding="utf-8"))
+            assert hit is None, f"{path.relative_to(REPO)}: {hit.group(0)!r}"
+
+
+def test_results_write_portable_data_paths(tmp_path):
+    from mosslib.measure import tables
+    from mosslib.method.profiles import make_config
+
+    cfg = make_config("cpu", "full", data_root=str(tmp_path / "data"),
+                      overrides=[f"data.unlabeled={tmp_path / 'data' / 'DDN-SIRR' / 'real_input'}"])
+    text = tables.data_description(cfg)
+    assert str(tmp_path) not in text and text.startswith("$DATA_ROOT: ")
+    assert "D_U = $DATA_ROOT/DDN-SIRR/real_input" in text
+    assert tables.portable_path(tables.repo_root() / "mosslib" / "weights" / "moss_cpu.pt") == "mosslib/weights/moss_cpu.pt"
+    assert tables.portable_path(tmp_path / "data" / "DDN-SIRR", tmp_path / "data") == "$DATA_ROOT/DDN-SIRR"
+    assert tables.portable_path("/elsewhere/x/model.pt") == "model.pt"

@@ -101,3 +101,23 @@ def test_card_of_a_warm_started_run_carries_its_lineage(smoke_run, tmp_path):
     assert lineage["card"]["best_step"] == load_checkpoint(smoke_run / "best.pt")["step"]
     assert "metrics" not in lineage["card"]
     assert "warm_start" not in export_model(smoke_run, tmp_path / "plain.pt")
+
+
+def test_export_never_touches_the_shipped_model_unless_asked(smoke_run, tmp_path, capsys, monkeypatch):
+    """Without -o the command used to overwrite mosslib/weights/moss_cpu.pt and its card: now an
+    output (-o) or --ship is required, and only --ship writes the package's model."""
+    import mosslib.apps.export as export_mod
+    from mosslib.apps.cli import main
+
+    shipped = tmp_path / "weights" / "moss_cpu.pt"  # stands in for the package's file
+    monkeypatch.setattr(export_mod, "shipped_model_path", lambda: shipped)
+    with pytest.raises(SystemExit) as exc:
+        main(["export", str(smoke_run)])
+    assert exc.value.code == 2 and "--ship" in capsys.readouterr().err
+    assert not shipped.exists()
+    with pytest.raises(SystemExit):
+        main(["export", str(smoke_run), "-o", str(tmp_path / "a.pt"), "--ship"])  # one or the other
+    assert main(["export", str(smoke_run), "-o", str(tmp_path / "a.pt")]) == 0
+    assert not shipped.exists() and (tmp_path / "a.pt").is_file()
+    assert main(["export", str(smoke_run), "--ship"]) == 0
+    assert shipped.is_file() and shipped.with_suffix(".json").is_file()

@@ -18,9 +18,11 @@ def test_shipped_model_is_small_and_loads():
     model = load_model()
     ckpt = load_checkpoint(path)
     assert ckpt["card"]["config"]["profile"] == "cpu"
-    if not ckpt["card"]["finished"]:  # a run cut short (stage 9: a lent GPU's time limit) must say so
-        assert "stopped by the" in (ROOT / "README.md").read_text()
-        assert ckpt["card"]["validation"]["step"] == ckpt["card"]["best_step"] > 0
+    card = ckpt["card"]
+    # the card tells how far its run got: finished means every configured step was trained, and the
+    # chosen step is one of those trained (a run cut short by a time limit says finished: false)
+    assert card["finished"] == (card["steps_trained"] == card["config"]["optim"]["steps"])
+    assert 0 < card["validation"]["step"] == card["best_step"] <= card["steps_trained"]
     assert model.checkpoint_path == str(path)
 
 

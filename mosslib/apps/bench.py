@@ -29,23 +29,20 @@ import os
 import statistics
 import sys
 import time
-import weakref
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
-from torch.utils.flop_counter import FlopCounterMode
 
+from .benchreport import (TARGETS, evaluate_targets, target_lines, write_csv, human_report, CSV_COLUMNS)  # noqa: F401 (re-exported)
+from .timing import (_log, _sync, time_interleaved, _median_ms, ceiling_work, ceiling_gflops, ceilings, gflop, peak_memory_mb, _profile_batch, train_throughput)  # noqa: F401 (re-exported)
+from ..data.layouts import open_dataset
 from ..measure.evaluate import psnr_change_vs_fp32
+from ..measure.tables import portable_path
+from ..method.checkpoint import load_model, shipped_model_path
 from ..model import fast
 from ..model.baselines import MODEL_NAMES, build_model, count_params
-from ..data.layouts import open_dataset
-from ..method.checkpoint import load_model, shipped_model_path
-from ..method.profiles import PROFILES
 
 __all__ = [
     "TARGETS",
@@ -65,190 +62,6 @@ __all__ = [
 ]
 
 # name -> (description, comparison, threshold)
-TARGETS = {
-    "moedn_vs_prenet_256": ("MOEDN fp32 time / PReNet fp32 time at 256x256", "<=", 0.2),
-    "moedn_conv_ceiling": ("MOEDN fp32 GFLOP/s / fp32 conv ceiling", ">=", 0.6),
-    "fast_speedup_256": ("MOEDN fp32 time / fast path time at 256x256", ">=", 3.0),
-    "fast_psnr_change_db": ("|PSNR(fast) - PSNR(fp32)| on DDN-SIRR test (dB)", "<=", 0.05),
-    "train_bf16_speedup_quick": ("training step fp32 time / bf16 autocast time (quick profile)", ">=", 1.5),
-    "memory_share_512": ("memory module time / MOEDN fp32 time at 512x512", "<=", 0.05),
-}
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# -- timing -----------------------------------------------------------------------------------
-def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
-                     device="cpu") -> dict[str, list[float]]:
-    """Seconds per call of every function, timed in rounds (one call of each per round)."""
-    device = torch.device(device)
-    for f in fns.values():
-        for _ in range(warmup):
-            f()
-    _sync(device)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            _sync(device)
-            t0 = time.perf_counter()
-            f()
-            _sync(device)
-            times[k].append(time.perf_counter() - t0)
-    return times
-
-
-def _median_ms(ts: list[float]) -> float:
-    return 1e3 * statistics.median(ts)
-
-
-# -- machine ceiling ----------------------------------------------------------------------------
-def ceiling_work(device="cpu", quick: bool = False) -> dict[str, tuple[Callable[[], object], float]]:
-    """``{name: (fn, flop)}``: a 64->64 3x3 conv at 256^2 (NCHW and channels_last) and a 2048^2
-    matmul in fp32, plus their bf16 versions where bf16 is supported (tiny sizes when ``quick``)."""
-    device = torch.device(device)
-    side, ch, n = (64, 16, 256) if quick else (256, 64, 2048)
-    gen = torch.Generator().manual_seed(0)
-    conv = nn.Conv2d(ch, ch, 3, padding=1).eval().to(device)
-    x = torch.randn(1, ch, side, side, generator=gen).to(device)
-    conv_cl = nn.Conv2d(ch, ch, 3, padding=1).eval().to(device).to(memory_format=torch.channels_last)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    a = torch.randn(n, n, generator=gen).to(device)
-    b = torch.randn(n, n, generator=gen).to(device)
-    conv_flop, mm_flop = 2 * ch * ch * 9 * side * side, 2 * n**3
-    work = {"conv3x3_fp32_nchw": (lambda: conv(x), conv_flop), "conv3x3_fp32_nhwc": (lambda: conv_cl(x_cl), conv_flop),
-            "matmul_fp32": (lambda: a @ b, mm_flop)}
-    if fast.bf16_supported(device):
-        a16, b16 = a.bfloat16(), b.bfloat16()
-        conv16 = nn.Conv2d(ch, ch, 3, padding=1).eval().to(device).to(torch.bfloat16).to(memory_format=torch.channels_last)
-        x16 = x_cl.bfloat16()
-        work |= {"conv3x3_bf16": (lambda: conv16(x16), conv_flop), "matmul_bf16": (lambda: a16 @ b16, mm_flop)}
-    return work
-
-
-def ceiling_gflops(work: dict, times: dict[str, list[float]]) -> dict[str, float]:
-    """GFLOP/s from median times; ``conv3x3_fp32`` is the better of the two layouts."""
-    out = {k: flop / statistics.median(times[k]) / 1e9 for k, (_, flop) in work.items()}
-    out["conv3x3_fp32"] = max(out["conv3x3_fp32_nchw"], out["conv3x3_fp32_nhwc"])
-    return out
-
-
-def ceilings(device="cpu", quick: bool = False, repeats: int = 10) -> dict[str, float]:
-    """The machine's ceiling alone (GFLOP/s); :func:`measure` times it interleaved with the networks."""
-    work = ceiling_work(device, quick)
-    with torch.no_grad():
-        t = time_interleaved({k: fn for k, (fn, _) in work.items()}, repeats, warmup=1 if quick else 2, device=device)
-    return ceiling_gflops(work, t)
-
-
-# -- work and memory ----------------------------------------------------------------------------
-def gflop(model: nn.Module, side: int = 256, device="cpu") -> float:
-    """GFLOP of one (1, 3, side, side) forward, as FlopCounterMode counts them (conv and matmul)."""
-    x = torch.zeros(1, 3, side, side, device=device)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
-    return counter.get_total_flops() / 1e9
-
-
-class _LiveBytes(TorchDispatchMode):
-    """Tracks the bytes of tensor storages created inside the mode and alive, and their peak."""
-
-    def __init__(self):
-        super().__init__()
-        self.live, self.peak = 0, 0
-        self.refs: dict[int, int] = {}
-
-    def _free(self, ptr: int, nbytes: int) -> None:
-        self.refs[ptr] -= 1
-        if self.refs[ptr] == 0:
-            del self.refs[ptr]
-            self.live -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.device.type != "meta" and t.layout == torch.strided:
-                st = t.untyped_storage()
-                ptr, nbytes = st.data_ptr(), st.nbytes()
-                if nbytes == 0:
-                    continue
-                if ptr not in self.refs:
-                    self.refs[ptr] = 0
-                    self.live += nbytes
-                    self.peak = max(self.peak, self.live)
-                self.refs[ptr] += 1
-                weakref.finalize(t, self._free, ptr, nbytes)
-        return out
-
-
-def peak_memory_mb(fn: Callable[[torch.Tensor], object], x: torch.Tensor) -> float:
-    """Peak MB of memory allocated during ``fn(x)`` (CUDA: the allocator's peak; CPU: live tensors).
-
-    On CPU the peak is that of tensors created by the forward and alive at once (activations and
-    outputs; weights, the input and oneDNN's internal scratch space excluded).
-    """
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-        base = torch.cuda.memory_allocated(x.device)
-        torch.cuda.reset_peak_memory_stats(x.device)
-        with torch.no_grad():
-            fn(x)
-        torch.cuda.synchronize(x.device)
-        return (torch.cuda.max_memory_allocated(x.device) - base) / 2**20
-    mode = _LiveBytes()
-    with torch.no_grad(), mode:
-        y = fn(x)
-    del y
-    return mode.peak / 2**20
-
-
-# -- training throughput ------------------------------------------------------------------------
-def _profile_batch(profile: str) -> tuple[int, int]:
-    """(batch size, crop) of a training profile (mosslib.method.profiles), with the issue's defaults."""
-    defaults = {"quick": (4, 64), "paper": (16, 256)}
-    try:
-        data = PROFILES[profile].get("data", {})
-        b, c = defaults.get(profile, (4, 64))
-        return int(data.get("batch_size", b)), int(data.get("crop", c))
-    except (ImportError, KeyError):
-        return defaults.get(profile, (4, 64))
-
-
-def train_throughput(batch: int, crop: int, precisions=("fp32", "bf16"), steps: int = 5, warmup: int = 1,
-                     device="cpu") -> dict[str, float]:
-    """Images/s of MOEDN supervised steps (forward, L1, backward, Adam) per precision, interleaved."""
-    device = torch.device(device)
-    gen = torch.Generator().manual_seed(0)
-    x = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
-    y = (torch.rand(batch, 3, crop, crop, generator=gen) * 2 - 1).to(device)
-    fns = {}
-    for p in precisions:
-        if p == "bf16" and not fast.bf16_supported(device):
-            continue
-        torch.manual_seed(0)
-        model = build_model("moedn").to(device).train()
-        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-        def step(model=model, opt=opt, bf16=(p == "bf16")):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(x).float()
-            loss = F.l1_loss(out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        fns[p] = step
-    t = time_interleaved(fns, steps, warmup=warmup, device=device)
-    return {p: batch / statistics.median(v) for p, v in t.items()}
-
-
 # -- PSNR check ---------------------------------------------------------------------------------
 def _default_data_root() -> Path | None:
     env = os.environ.get("DATA_ROOT")
@@ -265,9 +78,9 @@ def _sirr_pairs(root: Path) -> list:
 
 def _psnr_model(checkpoint: str | None) -> tuple[nn.Module, str]:
     if checkpoint:
-        return load_model(checkpoint), f"checkpoint {checkpoint}"
+        return load_model(checkpoint), f"checkpoint {portable_path(checkpoint)}"
     if shipped_model_path().is_file():
-        return load_model(), f"shipped model {shipped_model_path()}"
+        return load_model(), f"shipped model {portable_path(shipped_model_path())}"
     torch.manual_seed(0)
     return build_model("moedn"), "untrained MOEDN (torch.manual_seed(0)); no trained checkpoint available yet"
 
@@ -371,7 +184,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             model, what = _psnr_model(checkpoint)
             _log(f"PSNR of fp32 vs fast ({fast_precision}) on DDN-SIRR test, {what} ...")
             res = psnr_change_vs_fp32(model, _sirr_pairs(root), fast_precision, device)
-            result["fast_psnr"] = {"model": what, "data": str(root / "DDN-SIRR"), **res}
+            result["fast_psnr"] = {"model": what, "data": portable_path(root / "DDN-SIRR", root), **res}
     result["loadavg_end"] = _loadavg()
     busy = (result["loadavg_start"] or [0])[0]  # before this run added its own load
     if device.type == "cpu" and busy > max(os.cpu_count() or 1, threads) - threads + 0.5:
@@ -430,117 +243,6 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return f"CPU {name} ({torch.get_num_threads()} threads)"
-
-
-# -- targets ------------------------------------------------------------------------------------
-def evaluate_targets(result: dict) -> dict:
-    """``{name: {"value", "threshold", "op", "pass", "what"}}``; value None when not measured."""
-    rows = {(m["name"], m["variant"]): m for m in result.get("models", [])}
-    moedn, prenet, fastm = rows.get(("moedn", "fp32")), rows.get(("prenet", "fp32")), rows.get(("moedn", "fast"))
-    values = {
-        "moedn_vs_prenet_256": moedn["ms_256"] / prenet["ms_256"] if moedn and prenet else None,
-        "moedn_conv_ceiling": moedn["ceiling_fraction"] if moedn else None,
-        "fast_speedup_256": moedn["ms_256"] / fastm["ms_256"] if moedn and fastm else None,
-        "fast_psnr_change_db": None,
-        "train_bf16_speedup_quick": (result.get("train_images_per_s") or {}).get("bf16_speedup_quick"),
-        "memory_share_512": result.get("memory_share_512"),
-    }
-    fp = result.get("fast_psnr") or {}
-    if "delta_db" in fp:
-        values["fast_psnr_change_db"] = abs(fp["delta_db"])
-    out = {}
-    for name, (what, op, thr) in TARGETS.items():
-        v = values[name]
-        ok = None if v is None else (v <= thr if op == "<=" else v >= thr)
-        out[name] = {"value": v, "op": op, "threshold": thr, "pass": ok, "what": what}
-    # the same ratios from the fastest of the repeats (less sensitive to other load on the machine)
-    if moedn and prenet:
-        out["moedn_vs_prenet_256"]["value_min"] = moedn["ms_256_min"] / prenet["ms_256_min"]
-    if moedn and fastm:
-        out["fast_speedup_256"]["value_min"] = moedn["ms_256_min"] / fastm["ms_256_min"]
-    return out
-
-
-def target_lines(targets: dict) -> list[str]:
-    lines = []
-    for name, t in targets.items():
-        if t["value"] is None:
-            lines.append(f"SKIP  {name}: not measured ({t['what']})")
-            continue
-        extra = f", fastest-run ratio {t['value_min']:.3f}" if "value_min" in t else ""
-        lines.append(f"{'PASS' if t['pass'] else 'FAIL'}  {name}: {t['value']:.3f} {t['op']} {t['threshold']} "
-                     f"({t['what']}{extra})")
-    return lines
-
-
-# -- output -------------------------------------------------------------------------------------
-CSV_COLUMNS = ("arch", "name", "variant", "device", "threads", "size", "params", "gflop_256", "ms", "ms_512", "ms_min",
-               "ms_512_min", "peak_mb", "gflops_achieved", "ceiling_fraction")
-
-
-def write_csv(result: dict, path: str | os.PathLike) -> Path:
-    """``timing.csv``: one row per network and variant (``arch``, ``ms`` per image of ``size``^2 -
-    256 normally, 32 with ``--quick`` - ``ms_512`` at twice that side, ...)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        ceil = result["ceiling_gflops"]
-        fh.write(f"# mosslib bench: {result['device']}, torch {result['torch']}, sizes {result['sizes']}, "
-                 f"{result['repeats']} repeats{' (quick mode)' if result.get('quick') else ''}, load average "
-                 f"{result.get('loadavg_start')} -> {result.get('loadavg_end')}\n")
-        fh.write(f"# ceiling GFLOP/s: conv3x3_fp32 {ceil['conv3x3_fp32']:.1f}, matmul_fp32 {ceil['matmul_fp32']:.1f}\n")
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for m in result["models"]:
-            arch = _arch_name(m)
-            w.writerow([arch, m["name"], m["variant"], result["device"], result["threads"], result["sizes"][0], m["params"],
-                        f"{m['gflop_256']:.3f}", f"{m['ms_256']:.2f}", f"{m['ms_512']:.2f}", f"{m['ms_256_min']:.2f}",
-                        f"{m['ms_512_min']:.2f}", f"{m['peak_mb']:.1f}", f"{m['gflops_achieved']:.1f}",
-                        f"{m['ceiling_fraction']:.3f}"])
-    os.replace(tmp, path)
-    return path
-
-
-def _arch_name(m: dict) -> str:
-    """``moedn``, ``moedn-fast-bf16``: one name per row of the CSV."""
-    if m["variant"] == "fp32":
-        return m["name"]
-    parts = [m["name"], m["variant"]] + ([m["precision"]] if m.get("precision") not in (None, "", m["variant"]) else [])
-    return "-".join(parts)
-
-
-def human_report(result: dict) -> str:
-    s0, s1 = result["sizes"]
-    lines = [f"device: {result['device']}, torch {result['torch']}, CPU capability {result['cpu']['capability']}"
-             f"{', avx512_bf16' if result['cpu'].get('avx512_bf16') else ''}; load average at start "
-             f"{result.get('loadavg_start')}, at end {result.get('loadavg_end')}",
-             "ceiling GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in result["ceiling_gflops"].items()), ""]
-    head = f"{'network':8s} {'variant':8s} {'params':>9s} {'GFLOP256':>8s} {f'ms@{s0}':>9s} {f'ms@{s1}':>9s} " \
-           f"{'min@' + str(s0):>9s} {'peak MB':>8s} {'GFLOP/s':>8s} {'ceil%':>6s}"
-    lines.append(head)
-    for m in result["models"]:
-        lines.append(f"{m['name']:8s} {m['variant']:8s} {m['params']:9d} {m['gflop_256']:8.2f} {m['ms_256']:9.1f} "
-                     f"{m['ms_512']:9.1f} {m['ms_256_min']:9.1f} {m['peak_mb']:8.1f} {m['gflops_achieved']:8.1f} "
-                     f"{100 * m['ceiling_fraction']:6.1f}")
-    if result.get("memory_share_512") is not None:
-        lines.append(f"\nmemory module share of MOEDN fp32 time at {s1}x{s1}: {100 * result['memory_share_512']:.2f} %")
-    if result.get("train_images_per_s"):
-        lines.append("training images/s: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                                                         for k, v in result["train_images_per_s"].items()))
-    fp = result.get("fast_psnr")
-    if fp:
-        if "delta_db" in fp:
-            lines.append(f"fast path PSNR on DDN-SIRR ({fp['n']} images, {fp['model']}): fp32 {fp['psnr_fp32']:.3f} dB, "
-                         f"fast {fp['psnr_fast']:.3f} dB, change {fp['delta_db']:+.4f} dB (largest per image "
-                         f"{fp['max_abs_delta_db']:.4f}), max pixel difference {fp['max_pixel_diff']}")
-        else:
-            lines.append(f"fast path PSNR check skipped: {fp.get('skipped')}")
-    if result.get("warning"):
-        lines.append(f"WARNING: {result['warning']}")
-    lines.append("")
-    lines += target_lines(result["targets"])
-    return "\n".join(lines)
 
 
 def trace_ops(device="cpu", side: int = 256, rows: int = 12) -> str:
@@ -602,7 +304,7 @@ def _run(args) -> int:
     result = measure(args.device, args.quick, tuple(args.models), args.repeats, args.data, args.checkpoint,
                      train=not args.no_train, psnr=not args.no_psnr)
     out = Path(args.out) if args.out else Path("results") / args.profile / "timing.csv"
-    result["csv"] = str(write_csv(result, out))
+    result["csv"] = portable_path(write_csv(result, out))
     if args.json:
         print(json.dumps(_finite(result), indent=1, default=str))
     else:

@@ -24,18 +24,21 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
-from ..method.runs import run_dir, trained
-from ..method.profiles import make_config
-from ..method.runs import evaluated
-from ..measure.paper import TABLE4_ORDER
-from ..data.layouts import DataError, open_dataset
-from ..method.trainset import data_root as resolve_root
+
+import tqdm.auto
+import tqdm.std
+
 from .cli import build_parser
-from ..method.profiles import PROFILES
+from ..data.layouts import DataError, open_dataset
+from ..measure.paper import TABLE4_ORDER
+from ..method.profiles import PROFILES, make_config
+from ..method.runs import evaluated, run_dir, trained
+from ..method.trainset import data_root as resolve_root
 
 __all__ = [
     "PARAMETERS",
@@ -100,25 +103,52 @@ class RunSpec:
         return RunSpec(config, items, seed, arch, label or config)
 
 
-BOOK_ENV = "MOSSLIB_BOOK"  # set by run_book: notebooks executed by the book show text progress bars
+BOOK_ENV = "MOSSLIB_BOOK"  # set by run_book to a file: progress bars of the kernel go there, not into the notebook
 
 
 @contextlib.contextmanager
 def _console_progress():
-    """Under the book runner, make the trainer's ``tqdm.auto`` bar a text bar on stderr (which papermill
-    relays to the console) instead of a notebook widget that only JupyterLab can show."""
-    if not os.environ.get(BOOK_ENV):
+    """Under the book runner, send the trainer's ``tqdm.auto`` bars to the file named by
+    :data:`BOOK_ENV` (the runner copies it to its terminal) instead of the notebook's outputs, where
+    they would be saved with the executed notebook. Elsewhere (JupyterLab) bars stay as they are."""
+    target = os.environ.get(BOOK_ENV)
+    if not target:
         yield
         return
-    import tqdm.auto
-    import tqdm.std
-
     saved = tqdm.auto.tqdm
-    tqdm.auto.tqdm = functools.partial(tqdm.std.tqdm, file=sys.stderr, mininterval=5.0, ascii=True, ncols=100)
-    try:
-        yield
-    finally:
-        tqdm.auto.tqdm = saved
+    with open(target, "a", buffering=1) as fh:
+        tqdm.auto.tqdm = functools.partial(tqdm.std.tqdm, file=fh, mininterval=5.0, ascii=True, ncols=100)
+        try:
+            yield
+        finally:
+            tqdm.auto.tqdm = saved
+
+
+@contextlib.contextmanager
+def _follow(path: Path, stream, interval: float = 0.5):
+    """Copy what is appended to ``path`` to ``stream`` while the block runs (and the rest after it)."""
+    stop = threading.Event()
+
+    def pump(fh):
+        while True:
+            chunk = fh.read()
+            if chunk:
+                stream.write(chunk)
+                stream.flush()
+            elif stop.is_set():
+                return
+            else:
+                stop.wait(interval)
+
+    path.write_text("")
+    with open(path) as fh:
+        thread = threading.Thread(target=pump, args=(fh,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, runs_dir: str | os.PathLike,
@@ -316,7 +346,7 @@ def find_notebooks(folder: str | os.PathLike) -> list[Path]:
 
 def read_notebook(path: str | os.PathLike):
     """The jupytext notebook of ``path`` as an nbformat node (kernel python3 when it names none)."""
-    import jupytext
+    import jupytext  # lazy: only the book runner needs the notebook tools
 
     path = Path(path)
     try:
@@ -435,7 +465,7 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
              runs_dir: str = "runs", only: Sequence[str] = (), force: bool = False, keep_going: bool = False,
              seeds: int | None = None, dry_run: bool = False, progress: bool = True) -> int:
     """Execute the book; 0 when every notebook ran or was up to date, 1 when one failed, 2 on bad input."""
-    import papermill as pm
+    import papermill as pm  # lazy: only the book runner needs the notebook tools (slow to import)
 
     if profile not in PROFILES:
         print(f"error: unknown profile {profile!r}; use one of {sorted(PROFILES)}", file=sys.stderr)
@@ -489,10 +519,12 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
         t0 = time.time()
         stamp_file.unlink(missing_ok=True)
         saved_env = os.environ.get(BOOK_ENV)
-        os.environ[BOOK_ENV] = "1"  # inherited by the kernel
+        progress_log = out_dir / f"{path.stem}.progress.log"
+        os.environ[BOOK_ENV] = str(progress_log.resolve())  # inherited by the kernel
         try:
-            pm.execute_notebook(nb, str(output), parameters=nb_params, kernel_name="python3", cwd=os.getcwd(),
-                                progress_bar=progress, stdout_file=sys.stdout, stderr_file=sys.stderr)
+            with _follow(progress_log, sys.stderr):
+                pm.execute_notebook(nb, str(output), parameters=nb_params, kernel_name="python3", cwd=os.getcwd(),
+                                    progress_bar=progress, stdout_file=sys.stdout, stderr_file=sys.stderr)
         except Exception as exc:  # papermill raises PapermillExecutionError and kernel errors
             first = str(exc).strip().splitlines()
             reason = next((ln for ln in reversed(first) if ln.strip()), type(exc).__name__)

@@ -339,11 +339,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N", help="tile overlap in pixels (default %(default)s)"
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default %(default)s")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="default %(default)s")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="default %(default)s; bf16 pays only where the device computes in bf16 natively (docs/speed.md)")
     parser.add_argument(
         "--ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
-        help="average N mirrored passes: 1, 2 or 4 (N times slower; 4 gained 0.07-0.18 dB on the "
-        "shipped model's test sets; default %(default)s)",
+        help="average N mirrored passes: 1, 2 or 4 (N times slower; what it gains: docs/derain.md; "
+        "default %(default)s)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

@@ -1,7 +1,8 @@
 """Export a run's chosen model as a small inference checkpoint with a model card - the way the
 shipped model ``mosslib/weights/moss_cpu.pt`` (and its ``moss_cpu.json`` card) is made.
 
-``python -m mosslib export RUN [-o OUT.pt] [--fp32] [--eval NAME=FOLDER ...]``
+``python -m mosslib export RUN (-o OUT.pt | --ship) [--fp32] [--eval NAME=FOLDER ...]``: the shipped
+model is written only with ``--ship``.
 
 RUN may also be a model file that ``export`` wrote before (on a machine without the test sets,
 say a GPU trainer): its weights are kept bit for bit and its card gains the ``--eval`` scores
@@ -146,7 +147,10 @@ def card_markdown(card: dict) -> str:
 def add_arguments(p) -> None:
     p.add_argument("run", help="training run folder (its best.pt is exported), or a model file written by export "
                               "(its card gains the --eval scores)")
-    p.add_argument("-o", "--out", default=None, help="output .pt (default: the shipped model's path)")
+    where = p.add_mutually_exclusive_group(required=True)  # the package's weights change only when asked
+    where.add_argument("-o", "--out", default=None, help="output .pt (its card is written beside it as .json)")
+    where.add_argument("--ship", action="store_true",
+                       help="write the package's shipped model (mosslib/weights/moss_cpu.pt) and its card")
     p.add_argument("--fp32", action="store_true", help="store fp32 weights (default fp16)")
     p.add_argument("--eval", action="append", default=[], metavar="NAME=FOLDER",
                    help="score the exported model on a test set, both conventions (repeatable)")
@@ -161,7 +165,7 @@ def run(args) -> int:
             print(f"error: --eval {item!r} is not of the form NAME=FOLDER", file=sys.stderr)
             return 2
         evals[name] = folder
-    out = Path(args.out) if args.out else shipped_model_path()
+    out = shipped_model_path() if args.ship else Path(args.out)
     try:
         if Path(args.run).is_file():
             card = rescore_model(args.run, out, evals, progress=True)

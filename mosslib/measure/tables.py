@@ -21,14 +21,15 @@ import numpy as np
 import pandas as pd
 
 from . import paper
-from ..data.layouts import open_dataset
-from .evaluate import evaluate_pairs, summarise
+from .figures import (save_figure, comparison_figure, limited_figure, timing_figure, ablation_figure)  # noqa: F401 (re-exported)
 from .metrics import CONVENTIONS
+from .stats import (METRICS, PSNR_CAP, Gain, bootstrap_ci, paired_gain, _rows, per_image, split_stats, gain_of, input_scores, groups_of)  # noqa: F401 (re-exported)
 
 __all__ = [
     "repo_root",
     "BookDirs",
     "book_dirs",
+    "resolve_path",
     "Gain",
     "bootstrap_ci",
     "paired_gain",
@@ -39,6 +40,7 @@ __all__ = [
     "groups_of",
     "TableMeta",
     "data_source",
+    "portable_path",
     "data_description",
     "table_meta",
     "Table",
@@ -58,8 +60,6 @@ __all__ = [
     "save_figure",
 ]
 
-PSNR_CAP = 100.0  # identical images give inf; capped as in mosslib.measure.evaluate.summarise
-METRICS = ("psnr", "ssim")
 DIGITS = {"psnr": 2, "ssim": 3}
 
 
@@ -78,125 +78,19 @@ class BookDirs:
     runs: Path
 
 
+def resolve_path(p: str | Path) -> Path:
+    """A notebook's folder parameter as an absolute path: a relative one starts at :func:`repo_root`
+    (not at the working directory, which is ``notebooks/`` under ``make lab``)."""
+    p = Path(p).expanduser()
+    return p if p.is_absolute() else repo_root() / p
+
+
 def book_dirs(profile: str, results_dir: str = "results", figures_dir: str = "figures", runs_dir: str = "runs") -> BookDirs:
-    """Resolve the notebooks' folder parameters (relative ones against :func:`repo_root`) and create them."""
-
-    def resolve(p) -> Path:
-        p = Path(p).expanduser()
-        return p if p.is_absolute() else repo_root() / p
-
-    dirs = BookDirs(resolve(results_dir) / profile, resolve(figures_dir) / profile, resolve(runs_dir))
+    """Resolve the notebooks' folder parameters (:func:`resolve_path`) and create them."""
+    dirs = BookDirs(resolve_path(results_dir) / profile, resolve_path(figures_dir) / profile, resolve_path(runs_dir))
     for d in (dirs.results, dirs.figures, dirs.runs):
         d.mkdir(parents=True, exist_ok=True)
     return dirs
-
-
-# -- statistics ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Gain:
-    """Mean paired difference (b - a) over ``n`` test images with its bootstrap interval."""
-
-    mean: float
-    lo: float
-    hi: float
-    n: int
-    level: float = 0.95
-
-    @property
-    def significant(self) -> bool:
-        """True when the interval excludes zero (a gain distinguishable from noise)."""
-        return bool(self.lo > 0 or self.hi < 0)
-
-    def text(self, digits: int = 2) -> str:
-        """``+1.23 [+0.80, +1.60]``."""
-        if math.isnan(self.mean):
-            return "n/a"
-        return f"{self.mean:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}]"
-
-    def sentence(self, what: str, unit: str = "dB", digits: int = 2) -> str:
-        """A line for the narrative: the gain, its interval, n and whether it is told from noise."""
-        if math.isnan(self.mean):
-            return f"{what}: no paired test images"
-        if max(abs(self.lo), abs(self.hi)) < 0.5 * 10**-digits:
-            return f"{what}: {self.mean:+.{digits}f} {unit} ({self.n} images) - no difference at this precision"
-        verdict = ("the interval excludes zero: a real difference on this test set" if self.significant
-                   else "the interval includes zero: not distinguishable from noise on these images")
-        return (f"{what}: {self.mean:+.{digits}f} {unit} (95 % bootstrap CI {self.lo:+.{digits}f} to "
-                f"{self.hi:+.{digits}f}, {self.n} images) - {verdict}")
-
-
-def bootstrap_ci(diffs: Sequence[float], level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``diffs`` (resampling images with replacement)."""
-    d = np.asarray(diffs, dtype=np.float64)
-    if d.size == 0:
-        return math.nan, math.nan
-    if not 0 < level < 1:
-        raise ValueError(f"confidence level must lie in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
-def paired_gain(a: Mapping[str, float], b: Mapping[str, float], level: float = 0.95, n_boot: int = 10000,
-                seed: int = 0) -> Gain:
-    """Gain of ``b`` over ``a`` (per-image values keyed by image name), paired by name."""
-    names = [k for k in a if k in b]
-    if not names:
-        raise ValueError(f"no test image in common to pair (a has {list(a)[:3]}..., b has {list(b)[:3]}...)")
-    d = np.array([b[k] - a[k] for k in names], dtype=np.float64)
-    lo, hi = bootstrap_ci(d, level, n_boot, seed)
-    return Gain(float(d.mean()), lo, hi, len(names), level)
-
-
-def _rows(ev: Mapping, group: str) -> list[dict]:
-    per = ev["per_image"]
-    if group in per:
-        return list(per[group])
-    if group == "all":
-        return [r for rows in per.values() for r in rows]
-    raise KeyError(f"no test group {group!r} in these scores; they have {sorted(per)}")
-
-
-def per_image(evals: Sequence[Mapping], group: str, metric: str) -> dict[str, float]:
-    """``{image name: value}`` of one group, averaged over the seeds' scores (PSNR capped at 100)."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; use one of {METRICS}")
-    if not evals:
-        raise ValueError("no scores given (an empty list of evaluations)")
-    acc: dict[str, list[float]] = {}
-    for ev in evals:
-        for r in _rows(ev, group):
-            v = float(r[metric])
-            acc.setdefault(r["name"], []).append(min(v, PSNR_CAP) if metric == "psnr" else v)
-    return {k: float(np.mean(v)) for k, v in acc.items()}
-
-
-def split_stats(evals: Sequence[Mapping], group: str, metric: str) -> tuple[float, float]:
-    """(mean over seeds of the group mean, standard deviation over seeds; nan for one seed)."""
-    vals = [float(np.mean(list(per_image([ev], group, metric).values()))) for ev in evals]
-    return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan)
-
-
-def gain_of(base: Sequence[Mapping], new: Sequence[Mapping], group: str, metric: str, **kw) -> Gain:
-    """Paired bootstrap gain of ``new`` over ``base`` on one test group."""
-    return paired_gain(per_image(base, group, metric), per_image(new, group, metric), **kw)
-
-
-def input_scores(test_root, convention: str = "rgb") -> dict:
-    """Scores of the rainy test images themselves (the paper's "Input" column), shaped like evaluated()."""
-
-    ds = open_dataset(test_root)
-    per = evaluate_pairs(ds.test_groups(), None, convention)
-    return {"test": str(ds.root), "convention": convention, "splits": summarise(per), "per_image": per, "seed": None}
-
-
-def groups_of(evals: Sequence[Mapping]) -> list[str]:
-    """The test groups of a set of scores, DDN-SIRR's dense and sparse first."""
-    names = list(evals[0]["per_image"]) if evals else []
-    order = [g for g in ("dense", "sparse") if g in names]
-    return order + [g for g in names if g not in order]
 
 
 # -- table metadata ------------------------------------------------------------------------------
@@ -223,10 +117,25 @@ class TableMeta:
         return out + [("note", note) for note in self.notes]
 
 
+def portable_path(path: str | Path, data_root: str | Path | None = None) -> str:
+    """A path as committed results write it, the same on every machine: ``$DATA_ROOT/...`` under
+    the data root, relative under the checkout, else the folder's name (never an absolute path)."""
+    path = Path(path).expanduser().resolve()
+    for base, prefix in ((data_root, "$DATA_ROOT"), (repo_root(), "")):
+        if base:
+            try:
+                rel = path.relative_to(Path(base).expanduser().resolve())
+            except ValueError:
+                continue
+            text = rel.as_posix()
+            return (f"{prefix}/{text}" if text != "." else prefix) if prefix else (text if text != "." else ".")
+    return path.name
+
+
 def data_source(cfg) -> str:
-    """The data root of a run configuration, in words (a folder, or the embedded data)."""
+    """The data root of a run configuration, in words (``$DATA_ROOT``, or the embedded data)."""
     d = cfg.data
-    return d.root or f"embedded data ({d.embedded_size}; mosslib.data.embedded, procedural rain on scikit-image photos)"
+    return "$DATA_ROOT" if d.root else f"embedded data ({d.embedded_size}; mosslib.data.embedded, procedural rain on scikit-image photos)"
 
 
 def data_description(cfg) -> str:
@@ -237,7 +146,8 @@ def data_description(cfg) -> str:
     if d.label_fraction < 1.0:
         lab += f" ({round(d.label_fraction * 100)} % labeled)"
     extra = f" + {d.extra_rain} procedural rain x{d.extra_rain_copies}" if d.extra_rain and d.extra_rain_copies else ""
-    return f"{root}: D_L = {lab}{extra}; D_U = {d.unlabeled or '(rest of D_L, labels dropped)'}; test = {d.test}"
+    unlabeled = portable_path(d.unlabeled, d.root) if d.unlabeled and Path(d.unlabeled).is_absolute() else d.unlabeled
+    return f"{root}: D_L = {lab}{extra}; D_U = {unlabeled or '(rest of D_L, labels dropped)'}; test = {d.test}"
 
 
 def table_meta(title: str, evals: Sequence[Mapping], data: str, profile: str, notes: Sequence[str] = ()) -> TableMeta:
@@ -504,112 +414,3 @@ def timing_table(timing: pd.DataFrame, meta: TableMeta, side: int = 256) -> Tabl
     })
     return Table("fig8_timing", t, disp, meta)
 
-
-# -- figures ----------------------------------------------------------------------------------
-def _plt():
-    import matplotlib.pyplot as plt  # inline in notebooks, Agg when there is no display
-
-    return plt
-
-
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG (folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
-
-
-def comparison_figure(rows: Sequence[Mapping[str, np.ndarray]], row_titles: Sequence[str] = (), cell: float = 2.6,
-                      suptitle: str = ""):
-    """Figs. 4-5: one row per image, one column per method (uint8 (H, W, 3) images)."""
-    plt = _plt()
-    if not rows:
-        raise ValueError("comparison_figure needs at least one row of images")
-    cols = list(rows[0])
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(cell * len(cols), cell * len(rows) * 0.8), squeeze=False)
-    for i, row in enumerate(rows):
-        for j, name in enumerate(cols):
-            ax = axes[i][j]
-            ax.imshow(row[name])
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(name, fontsize=9)
-            if j == 0 and i < len(row_titles):
-                ax.set_ylabel(row_titles[i], fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def limited_figure(table: Table, title: str = ""):
-    """PSNR against the labeled percentage: the book's D_L and D_L + D_U (with seed spread), paper's dashed."""
-    plt = _plt()
-    f = table.frame
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    book = f[f["source"].str.startswith("this book")].sort_values("percent")
-    for col, lab, mk in (("psnr_dl", "D_L", "o"), ("psnr_dlu", "D_L + D_U", "s")):
-        if col in book and book[col].notna().any():
-            b = book[book[col].notna()]
-            err = b[f"{col}_seed_std"].fillna(0.0) if f"{col}_seed_std" in b else None
-            ax.errorbar(b["percent"], b[col], yerr=err, marker=mk, capsize=3, label=f"MOSS, this book: {lab}")
-    for src in sorted(s for s in f["source"].unique() if s.startswith("reported")):
-        r = f[(f["source"] == src) & (f["method"] == "MOSS")].sort_values("percent")
-        ax.plot(r["percent"], r["psnr_dl"], "--", marker=".", alpha=0.7, label=f"MOSS {src}: D_L")
-        r2 = r[r["psnr_dlu"].notna()]
-        ax.plot(r2["percent"], r2["psnr_dlu"], ":", marker=".", alpha=0.7, label=f"MOSS {src}: D_L + D_U")
-    ax.set_xlabel("labeled fraction of the training set (%)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_xticks(list(paper.LIMITED_FRACTIONS))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(title or table.meta.title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def timing_figure(timing: pd.DataFrame, device: str, title: str = "", side: int = 256):
-    """Fig. 8: horizontal bars of milliseconds per ``side`` x ``side`` image, MOEDN highlighted."""
-    plt = _plt()
-    t = timing.sort_values("ms", ascending=False)
-    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(t) + 1.2))
-    colors = ["tab:red" if str(a).lower().startswith(("moedn", "moss")) else "tab:gray" for a in t["arch"]]
-    bars = ax.barh([str(a) for a in t["arch"]], t["ms"], color=colors)
-    for bar, v in zip(bars, t["ms"]):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:.1f}", va="center", fontsize=8)
-    ax.set_xlabel(f"ms per {side}x{side} image ({device})")
-    ax.set_title(title or f"Running time, measured on {device}", fontsize=9)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def ablation_figure(table: Table, title: str = ""):
-    """Table 4 as grouped bars: the book's PSNR per configuration and group, the paper's as markers."""
-    plt = _plt()
-    f = table.frame
-    groups = [c[: -len("_psnr")] for c in f.columns if c.endswith("_psnr") and not c.startswith("seed")]
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    x = np.arange(len(f))
-    width = 0.8 / max(1, len(groups))
-    for k, g in enumerate(groups):
-        pos = x - 0.4 + width * (k + 0.5)
-        std = f.get(f"{g}_psnr_seed_std")
-        ax.bar(pos, f[f"{g}_psnr"], width, yerr=None if std is None else std.fillna(0.0), capsize=3,
-               label=f"{g}, this book ({table.meta.profile})")
-        rep = f.get(f"{g}_psnr_reported")
-        if rep is not None and rep.notna().any():
-            ax.plot(pos, rep, "k_", markersize=14, mew=2, label=f"paper {paper.REPORTED}" if k == 0 else None)
-    ax.set_xticks(x)
-    ax.set_xticklabels(f["label"], rotation=20, fontsize=8)
-    ax.set_ylabel("PSNR (dB)")
-    cols = [c for g in groups for c in (f"{g}_psnr", f"{g}_psnr_reported") if c in f]
-    lo = np.nanmin(f[cols].to_numpy(dtype=float))
-    ax.set_ylim(bottom=max(0.0, lo - 3.0))
-    ax.legend(fontsize=7)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title or table.meta.title, fontsize=9)
-    fig.tight_layout()
-    return fig

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm.auto import tqdm
+import tqdm.auto  # looked up at each run: the book runner redirects its bars (apps.book)
 
 from ..data.sampling import Prefetcher, to_tensor, to_uint8_image
 from ..measure.metrics import psnr, ssim
@@ -228,7 +228,7 @@ class Trainer:
         self._start(resume)
         if self.rank == 0 and not self.quiet:
             print(f"[mosslib train] {self.out}: {self.data.describe()}", file=sys.stderr)
-        bar = tqdm(total=cfg.optim.steps, initial=self.step, disable=self.quiet or self.rank != 0,
+        bar = tqdm.auto.tqdm(total=cfg.optim.steps, initial=self.step, disable=self.quiet or self.rank != 0,
                    desc=f"{cfg.profile}/{cfg.ablation}", dynamic_ncols=True)
         end = cfg.optim.steps if stop_at is None else min(stop_at, cfg.optim.steps)
         if self.prefetch and self.step < end:

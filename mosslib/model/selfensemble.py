@@ -5,8 +5,8 @@ the input, each mirrored back before averaging (the "+" models of EDSR, Lim et a
 both). It costs ``n`` forward passes; no weight changes and no test image is looked at, so a
 score with it is a score of the same model at ``n`` times the time. EDSR's x8 also transposes
 the image; for rain that turns near-vertical streaks horizontal, which training never shows the
-network: with the shipped model x8 lost 0.34 / 0.57 dB on DDN-SIRR dense / sparse, where the x4
-flips gained +0.00 / +0.07 (and +0.18 dB on Rain100L test), so transposes are not offered.
+network: with the shipped model x8 scored below the x4 flips on DDN-SIRR (the numbers are in
+docs/derain.md), so transposes are not offered.
 """
 from __future__ import annotations
 
