@@ -51,7 +51,7 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from mosslib.apps import memviz
+from mosslib.apps import explorer as memviz
 from mosslib.measure import tables
 from mosslib.method.runs import trained
 
@@ -97,7 +97,7 @@ for path in figures:
 # Each new image costs one forward pass; changing the item costs no network call at all.
 
 # %%
-from mosslib.apps.widgets import MemoryExplorer
+from mosslib.apps.explorer.widgets import MemoryExplorer
 
 explorer = MemoryExplorer(views, {source: list(names) for source, names in sources.items()})
 explorer.widget

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from mosslib.apps import memviz
+from mosslib.apps import explorer as memviz
 
 from mosslib.apps import userstudy
 from mosslib.measure import tables
@@ -105,6 +105,6 @@ display(table)
 display(Image(filename=str(figs / "user_study.png")))
 
 # %%
-from mosslib.apps.widgets import PreferenceWidget
+from mosslib.apps.explorer.widgets import PreferenceWidget
 
 PreferenceWidget(study).widget

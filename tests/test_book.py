@@ -300,7 +300,7 @@ def test_progress_bars_go_to_the_terminal_not_into_the_notebook(tmp_path, capsys
     keeps none of them (they made 01_ddn_sirr.ipynb 2.5 MB)."""
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    write_nb(nbs, "00_bars.py", "import tqdm.auto\nfrom mosslib.apps import book\n"
+    write_nb(nbs, "00_bars.py", "import tqdm.auto\nfrom mosslib.apps import bookruns as book\n"
                                 "with book._console_progress():\n"
                                 "    for _ in tqdm.auto.tqdm(range(300), desc='probe' + '-bar', mininterval=0):\n"
                                 "        pass\nprint('cell done')")

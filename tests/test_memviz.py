@@ -1,4 +1,4 @@
-"""Memory views (mosslib.apps.memviz) on a tiny untrained MOEDN and numpy images."""
+"""Memory views (mosslib.apps.explorer) on a tiny untrained MOEDN and numpy images."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from mosslib.apps import memviz as mv
+from mosslib.apps import explorer as mv
 from mosslib.model.config import ModelConfig
 from mosslib.model.network import MOEDN
 

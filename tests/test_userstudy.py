@@ -111,7 +111,7 @@ def test_tally_reads_a_csv(tmp_path):
 def test_method_outputs_derain_once_and_cache(tmp_path, monkeypatch):
     import torch
 
-    from mosslib.apps import memviz
+    from mosslib.apps.explorer import analysis as memviz
     from mosslib.model.config import ModelConfig
     from mosslib.data.imageio import read_rgb
     from mosslib.model.network import MOEDN

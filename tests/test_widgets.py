@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from matplotlib.backend_bases import MouseEvent
 from PIL import Image
 
-from mosslib.apps import memviz as mv
+from mosslib.apps import explorer as mv
 from mosslib.apps import userstudy as us
-from mosslib.apps import widgets as mw
+from mosslib.apps.explorer import widgets as mw
 from mosslib.model.config import ModelConfig
 from mosslib.model.network import MOEDN
 

@@ -52,7 +52,7 @@ from torch import nn
 
 from mosslib.data.embedded import ensure
 from mosslib.data.imageio import read_rgb
-from mosslib.data.sampling import to_tensor
+from mosslib.data.images import to_tensor
 from mosslib.model.fast import cpu_flags
 from mosslib.model.network import MOEDN, pad_to_multiple
 

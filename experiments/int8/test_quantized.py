@@ -49,7 +49,7 @@ def test_int8_shipped_model_is_close_to_fp32():
     levels RMS of fp32 (PSNR between the two outputs > 38 dB); odd sizes and batches work."""
     from mosslib.data.layouts import open_dataset
     from mosslib.data.embedded import ensure
-    from mosslib.data.sampling import to_tensor, to_uint8_image
+    from mosslib.data.images import to_tensor, to_uint8_image
 
     model = load_model()
     q = Int8MOEDN(model)

@@ -1,7 +1,7 @@
 """Derain your own photos: ``python -m mosslib derain INPUT... -o OUTDIR`` and :func:`derain`.
 
-Pixels are mapped to the network's range [-1, 1] from their own bit depth (8-bit
-``x = u / 127.5 - 1``, 16-bit ``x = v / 32767.5 - 1``) and back with rounding. Images above
+Pixels are mapped to the network's range [-1, 1] from their own bit depth (8 or 16 bits) and
+back with rounding (:mod:`mosslib.data.images`). Images above
 :data:`~mosslib.apps.tiling.TILE_THRESHOLD` pixels (1024 * 1024) run in 512-pixel tiles with
 32-pixel blended overlaps (:mod:`mosslib.apps.tiling`), so memory stays bounded for any size;
 smaller images run whole. File formats, modes, bit depths and metadata are kept by
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data import images
 from ..data.imageio import IMAGE_SUFFIXES, ImageError, is_image_file
 from ..model import fast
 from .photo import Photo, from_array, from_pil, read_photo, to_array, to_pil, write_photo
@@ -115,13 +116,10 @@ def derain_pixels(
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected (H, W, 3) uint8 or uint16 pixels, got {rgb.shape} {rgb.dtype}")
-    scale, top = (32767.5, 65535) if rgb.dtype == np.uint16 else (127.5, 255)
     side = choose_tile(rgb.shape[0], rgb.shape[1], tile)
 
     def run_tile(pixels: np.ndarray) -> np.ndarray:
-        x = pixels.astype(np.float32)  # (h, w, 3); element-wise work in numpy, the network in torch
-        x *= 1.0 / scale
-        x -= 1.0
+        x = images.to_unit_(pixels.astype(np.float32), rgb.dtype)  # (h, w, 3); element-wise work in numpy
         x = torch.from_numpy(x).permute(2, 0, 1).unsqueeze(0).contiguous().to(device)  # (1, 3, h, w)
         y = forward(x)
         if tuple(y.shape) != tuple(x.shape):
@@ -129,11 +127,7 @@ def derain_pixels(
         return np.ascontiguousarray(y[0].float().cpu().numpy().transpose(1, 2, 0))
 
     def finalize(band: np.ndarray) -> np.ndarray:  # in place: the band's finished rows are not reused
-        band += 1.0
-        band *= scale
-        np.rint(band, out=band)
-        np.clip(band, 0, top, out=band)
-        return band.astype(rgb.dtype)
+        return images.from_unit_(band, rgb.dtype)
 
     with torch.inference_mode():
         return tiled_map(rgb, run_tile, side, overlap, align, finalize)

@@ -29,7 +29,7 @@ from typing import Mapping
 
 import numpy as np
 from ..data.imageio import read_rgb, write_rgb
-from .memviz import derain_image
+from .explorer import analysis
 from ..data.imageio import read_rgb
 
 __all__ = ["CHOICES", "COLUMNS", "PreferenceStudy", "Trial", "fig_selection", "make_trials", "method_outputs",
@@ -270,7 +270,7 @@ def method_outputs(models: Mapping[str, object], photos: Mapping[str, object], c
         for method in methods:
             path = cache_dir / slug(method) / f"{slug(str(Path(name).with_suffix('')))}.png"
             if not path.is_file():
-                result = image(name) if method == "input" else derain_image(models[method], image(name))
+                result = image(name) if method == "input" else analysis.derain_image(models[method], image(name))
                 write_rgb(path, result)
             out[name][method] = path
         loaded.pop(name, None)

@@ -10,7 +10,7 @@
   random crop (the same window in rainy and clean) and a random horizontal flip. Images smaller
   than the crop are reflect-padded (``small="pad"``, with a warning) or refused (``"error"``).
 * :class:`Prefetcher` makes the next batches on a thread while a GPU trains (results unchanged).
-* Tensors are float32 in [-1, 1] (the network's range, docs/release.md): ``x = u8 / 127.5 - 1``.
+* Tensors are float32 in [-1, 1] (the network's range, :mod:`mosslib.data.images`).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .layouts import DataError, DataWarning, Pair
+from .images import batch_of, to_tensor, to_uint8_image  # noqa: F401 (re-exported: the samplers' conventions)
 from .imageio import ImageError, read_rgb
 
 __all__ = [
@@ -145,26 +146,6 @@ class ImageBank:
 # ----------------------------------------------------------------------------------------------
 
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
-    arr = np.asarray(img)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"to_tensor takes a (H, W, 3) uint8 image, got {arr.dtype} {arr.shape}")
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8_image(t: torch.Tensor) -> np.ndarray:
-    """float (3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 (H, W, 3) (clamped, rounded)."""
-    if t.dim() == 4:
-        if t.shape[0] != 1:
-            raise ValueError(f"to_uint8_image takes one image, got a batch of {t.shape[0]}")
-        t = t[0]
-    if t.dim() != 3 or t.shape[0] != 3:
-        raise ValueError(f"to_uint8_image takes (3, H, W) or (1, 3, H, W), got {tuple(t.shape)}")
-    u = ((t.detach().float().cpu().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-    return u.permute(1, 2, 0).contiguous().numpy()
-
-
 def _pad_to(img: np.ndarray, crop: int) -> np.ndarray:
     """Reflect-pad (symmetrically) so that both sides are at least ``crop``."""
     h, w = img.shape[:2]
@@ -236,8 +217,7 @@ class _CropSampler:
 
     @staticmethod
     def _stack(patches: list[np.ndarray]) -> torch.Tensor:
-        arr = np.ascontiguousarray(np.stack(patches).transpose(0, 3, 1, 2))
-        return torch.from_numpy(arr).float().div_(127.5).sub_(1.0)
+        return batch_of(patches)
 
     def with_batch_size(self, batch_size: int) -> "_CropSampler":
         """The same sampler (bank, crop, seed, flips) drawing ``batch_size`` crops per batch; the

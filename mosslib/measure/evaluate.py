@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .metrics import describe, psnr, ssim
+from ..data import images
 from ..model import fast as fast_module
 
 __all__ = ["derain_tensor", "evaluate_pairs", "summarise", "psnr_change_vs_fp32"]
@@ -23,9 +24,8 @@ __all__ = ["derain_tensor", "evaluate_pairs", "summarise", "psnr_change_vs_fp32"
 @torch.no_grad()
 def derain_tensor(model, rainy: np.ndarray, device: str = "cpu") -> np.ndarray:
     """uint8 (H, W, 3) -> derained uint8 (H, W, 3) with a [-1, 1] model, whole image."""
-    x = torch.from_numpy(np.ascontiguousarray(rainy)).permute(2, 0, 1).float().div(127.5).sub(1.0)
-    y = model(x.unsqueeze(0).to(device)).float()[0].cpu()
-    return np.round((y.clamp(-1, 1) + 1.0) * 127.5).permute(1, 2, 0).numpy().astype(np.uint8)
+    y = model(images.to_batch(rainy).to(device)).float()
+    return images.to_uint8_image(y)
 
 
 def evaluate_pairs(groups: dict, model=None, convention: str = "rgb", device: str = "cpu", progress: bool = False) -> dict:
@@ -71,12 +71,6 @@ def _as_pair(p) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(rainy), np.asarray(clean)
 
 
-def _to_input(img: np.ndarray) -> torch.Tensor:
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(f"pairs must hold uint8 (H, W, 3) images, got {img.dtype} {img.shape}")
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-
-
 def psnr_change_vs_fp32(model, pairs: Iterable, precision: str = "bf16", device="cpu",
                         fast: Callable | None = None) -> dict:
     """PSNR (RGB convention) of the fp32 model and of its fast path on (rainy, clean) pairs.
@@ -90,7 +84,7 @@ def psnr_change_vs_fp32(model, pairs: Iterable, precision: str = "bf16", device=
     ref_scores, fast_scores, max_diff = [], [], 0
     for p in pairs:
         rainy, clean = _as_pair(p)
-        x = _to_input(rainy).to(device)
+        x = images.to_batch(rainy).to(device)
         with torch.no_grad():
             y_ref = model(x).float().cpu()
         y_fast = fast(x).cpu()

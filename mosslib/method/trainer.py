@@ -27,7 +27,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 import tqdm.auto  # looked up at each run: the book runner redirects its bars (apps.book)
 
-from ..data.sampling import Prefetcher, to_tensor, to_uint8_image
+from ..data.images import to_batch, to_uint8_image
+from ..data.sampling import Prefetcher
 from ..measure.metrics import psnr, ssim
 from ..model.baselines import build_model as build_baseline
 from ..model.config import to_dict
@@ -169,7 +170,7 @@ class Trainer:
         self.model.eval()
         ps, ss = [], []
         for rainy, clean in self.data.val:
-            y = model(to_tensor(rainy).unsqueeze(0).to(self.device)).float()
+            y = model(to_batch(rainy).to(self.device)).float()
             pred = to_uint8_image(y[0].cpu())
             ps.append(psnr(pred, clean))
             ss.append(ssim(pred, clean) if min(clean.shape[:2]) >= 7 else float("nan"))

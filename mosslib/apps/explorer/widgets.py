@@ -1,6 +1,6 @@
 """ipywidgets wiring of the memory explorer and of the blind preference study.
 
-Only wiring lives here: every view comes from :mod:`mosslib.apps.memviz` and every piece of study
+Only wiring lives here: every view comes from :mod:`mosslib.apps.explorer` and every piece of study
 state from :mod:`mosslib.apps.userstudy`. Images are shown with ``ipywidgets.Image`` (PNG bytes),
 so a notebook needs no interactive matplotlib backend. The usage histogram is shown as a
 picture; its matplotlib figure (``MemoryExplorer.usage_figure``) is wired so that a click on a
@@ -17,9 +17,10 @@ import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from . import memviz as mv
-from .userstudy import PreferenceStudy, fig_selection, tally
-from ..data.imageio import to_rgb8
+from . import analysis as memory
+from . import figures, views
+from ..userstudy import PreferenceStudy, fig_selection, tally
+from ...data.imageio import to_rgb8
 
 __all__ = ["MemoryExplorer", "PreferenceWidget", "png", "decode_upload"]
 
@@ -56,11 +57,11 @@ class MemoryExplorer:
     """The memory explorer (05_memory): checkpoint, image source, image (or an upload) and
     item controls; each view is recomputed only when what it depends on changes.
 
-    ``views``: a :class:`~mosslib.apps.memviz.MemoryViews`; ``sources``: label -> image names in
+    ``views``: a :class:`~mosslib.apps.explorer.views.MemoryViews`; ``sources``: label -> image names in
     ``views`` (e.g. {"test": [...], "real": [...]}); an "uploaded" source collects uploads.
     """
 
-    def __init__(self, views: mv.MemoryViews, sources: Mapping[str, Sequence[str]] | None = None, k: int = 8):
+    def __init__(self, views: views.MemoryViews, sources: Mapping[str, Sequence[str]] | None = None, k: int = 8):
         self.views, self.k = views, k
         self.sources = {s: list(n) for s, n in (sources or {"images": views.image_names}).items()}
         self.sources.setdefault(UPLOADED, [])
@@ -111,7 +112,7 @@ class MemoryExplorer:
 
     def click_usage(self, x: float | None) -> int | None:
         """A click at data coordinate ``x`` of the usage histogram selects the item there."""
-        item = mv.item_from_x(x, self.views.num_items)
+        item = figures.item_from_x(x, self.views.num_items)
         if item is not None:
             self.select_item(item)
         return item
@@ -151,7 +152,7 @@ class MemoryExplorer:
         if what in ("all", "checkpoint", "item"):  # the selected item is marked in both
             self._render_usage()
             usage = {c: self.views.usage(c) for c in self.views.models}
-            self.pca.value = mv.figure_png(mv.fig_pca(self.views.pca(), usage, item))
+            self.pca.value = figures.figure_png(figures.fig_pca(self.views.pca(), usage, item))
         analysis = None
         if name is not None:
             t = time.perf_counter()
@@ -160,14 +161,14 @@ class MemoryExplorer:
             if what in ("all", "checkpoint", "image"):
                 strip = np.concatenate([analysis.rainy, analysis.derained, analysis.residual], axis=1)
                 self.triptych.value = png(strip)
-                self.nearest.value = png(mv.nearest_map_image(analysis))
+                self.nearest.value = png(memory.nearest_map_image(analysis))
         t = time.perf_counter()
         if analysis is not None:
-            self.attention.value = png(mv.attention_overlay(analysis.rainy, mv.attention_map(analysis, item)))
-        self.gallery.value = png(mv.patch_mosaic(self.views.index(ckpt).nearest_patches(item, self.k), ncols=4))
+            self.attention.value = png(memory.attention_overlay(analysis.rainy, memory.attention_map(analysis, item)))
+        self.gallery.value = png(figures.patch_mosaic(self.views.index(ckpt).nearest_patches(item, self.k), ncols=4))
         self.timings["item"] = time.perf_counter() - t
         self.timings["total"] = time.perf_counter() - t0
-        s = mv.usage_summary(self.views.usage(ckpt))
+        s = memory.usage_summary(self.views.usage(ckpt))
         shape = "" if analysis is None else f"{analysis.rainy.shape[1]}x{analysis.rainy.shape[0]}, "
         self.status.value = (
             f"<code>{name}</code> ({shape}checkpoint <b>{ckpt}</b>): input | derained | residual. "
@@ -182,11 +183,11 @@ class MemoryExplorer:
         if list(self.top_items.options) != options:
             self.top_items.options = options
         self.top_items.value = self.item.value if self.item.value in top else None
-        fig = mv.fig_usage(counts, self.item.value, self.checkpoint.value)
+        fig = figures.fig_usage(counts, self.item.value, self.checkpoint.value)
         # a live canvas (ipympl) delivers clicks here; the picture below is the static view
         fig.canvas.mpl_connect("button_press_event", lambda ev: self.click_usage(ev.xdata))
         self.usage_figure = fig
-        self.usage.value = mv.figure_png(fig)
+        self.usage.value = figures.figure_png(fig)
 
 
 class PreferenceWidget:
@@ -228,4 +229,4 @@ class PreferenceWidget:
             self.left.value, self.right.value = png(a), png(b)
             self.progress.value = f"Comparison {done + 1} of {total}: which image has less rain and a cleaner background?"
         table = tally(self.study.csv_path, self.study.methods)
-        self.chart.value = mv.figure_png(fig_selection(table))
+        self.chart.value = figures.figure_png(fig_selection(table))

@@ -1,0 +1,283 @@
+"""What the book's notebooks share: their training runs (trained once, with progress on the
+terminal under the book runner), the data of Tables 2-3, the ablations of Table 4 and Fig. 8's
+timing."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import tqdm.auto
+import tqdm.std
+
+from .cli import build_parser
+from ..data.layouts import DataError, open_dataset
+from ..measure.paper import TABLE4_ORDER
+from ..method.profiles import make_config
+from ..method.runs import evaluated, run_dir, trained
+from ..method.trainset import data_root as resolve_root
+
+
+class BookError(RuntimeError):
+    """A notebook that cannot be run as part of the book (the message names it)."""
+
+
+def _say(message: str) -> None:
+    print(f"[book] {message}", flush=True)
+
+
+# -- training runs shared by the notebooks ------------------------------------------------------
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the book: an ablation, overrides (dotted keys), a seed, an architecture."""
+
+    config: str = "full"
+    overrides: tuple[tuple[str, str], ...] = ()
+    seed: int = 0
+    arch: str = "moedn"
+    label: str = ""
+
+    @staticmethod
+    def make(config: str = "full", overrides: Mapping[str, object] | None = None, seed: int = 0,
+             arch: str = "moedn", label: str = "") -> "RunSpec":
+        items = tuple(sorted((str(k), str(v)) for k, v in (overrides or {}).items()))
+        return RunSpec(config, items, seed, arch, label or config)
+
+
+BOOK_ENV = "MOSSLIB_BOOK"  # set by run_book to a file: progress bars of the kernel go there, not into the notebook
+
+
+@contextlib.contextmanager
+def _console_progress():
+    """Under the book runner, send the trainer's ``tqdm.auto`` bars to the file named by
+    :data:`BOOK_ENV` (the runner copies it to its terminal) instead of the notebook's outputs, where
+    they would be saved with the executed notebook. Elsewhere (JupyterLab) bars stay as they are."""
+    target = os.environ.get(BOOK_ENV)
+    if not target:
+        yield
+        return
+    saved = tqdm.auto.tqdm
+    with open(target, "a", buffering=1) as fh:
+        tqdm.auto.tqdm = functools.partial(tqdm.std.tqdm, file=fh, mininterval=5.0, ascii=True, ncols=100)
+        try:
+            yield
+        finally:
+            tqdm.auto.tqdm = saved
+
+
+@contextlib.contextmanager
+def _follow(path: Path, stream, interval: float = 0.5):
+    """Copy what is appended to ``path`` to ``stream`` while the block runs (and the rest after it)."""
+    stop = threading.Event()
+
+    def pump(fh):
+        while True:
+            chunk = fh.read()
+            if chunk:
+                stream.write(chunk)
+                stream.flush()
+            elif stop.is_set():
+                return
+            else:
+                stop.wait(interval)
+
+    path.write_text("")
+    with open(path) as fh:
+        thread = threading.Thread(target=pump, args=(fh,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, runs_dir: str | os.PathLike,
+               quiet: bool = False) -> list[Path]:
+    """Train (or resume, or reuse) each run, printing ``[book] run i/n ...`` lines; their folders."""
+
+    out = []
+    for i, spec in enumerate(specs, 1):
+        overrides = dict(spec.overrides)
+        cfg = make_config(profile, spec.config, data_root=data_root, overrides=overrides, seed=spec.seed, arch=spec.arch)
+        folder = run_dir(cfg, runs_dir)
+        state = "cached" if (folder / "done.json").exists() else (
+            "resuming" if (folder / "checkpoint.pt").exists() else "training")
+        _say(f"run {i}/{len(specs)} {spec.label or spec.config} (seed {spec.seed}, {cfg.optim.steps} steps): {state}, {folder}")
+        t0 = time.perf_counter()
+        with _console_progress():
+            path = trained(profile, spec.config, data_root=data_root, runs_dir=runs_dir, overrides=overrides,
+                           seed=spec.seed, arch=spec.arch, quiet=quiet)
+        if state != "cached":
+            _say(f"run {i}/{len(specs)} done in {time.perf_counter() - t0:.0f} s")
+        out.append(path)
+    return out
+
+
+def evaluate_runs(runs: Sequence[Path], convention: str = "rgb", test: str | os.PathLike | None = None) -> list[dict]:
+    """:func:`mosslib.method.runs.evaluated` of each run (cached in the run folders)."""
+    return [evaluated(r, convention=convention, test=None if test is None else str(test)) for r in runs]
+
+
+# -- Tables 2-3: which data ------------------------------------------------------------------
+@dataclass(frozen=True)
+class LimitedSetup:
+    """One limited-label experiment: D_L's data set, the test folder and the paper table beside it."""
+
+    name: str  # the data set's name, for titles and file names
+    labeled: str  # data.labeled (relative to the data root)
+    test: Path | None  # evaluated(test=...); None: the run configuration's own test set
+    paper_dataset: str | None  # "Rain200H" / "Rain800": the paper's table for this data set
+    note: str
+
+
+# Steps of each limited-label run (total, pre-training) per profile; None: the profile's own.
+# quick: 9 runs must fit the 20-minute book beside Tables 1 and 4, so they train half as long.
+# cpu: nine runs of the profile's own 12,000 steps would take about 15 h on 2 cores; 2,000 steps each, about 2 h.
+LIMITED_STEPS: dict[str, tuple[int, int] | None] = {"smoke": None, "quick": (150, 50), "cpu": (2000, 1000), "paper": None}
+
+# Table 4 configurations each profile trains (None or absent: all six); a profile whose budget
+# cannot hold all six names the ones it trains here, and notebook 04 says which it left out.
+TABLE4_CONFIGS: dict[str, tuple[str, ...] | None] = {}
+
+# Steps of each Table 4 run (total, pre-training) per profile; absent: the profile's own (then Table
+# 4's full and supervised runs are Table 1's). cpu: six runs of the profile's 12,000 steps would take
+# about 8 h on 2 cores; at Tables 2-3's 2,000 steps all six take about an hour, and Table 4's
+# supervised run is Tables 2-3's 100 % run (the same configuration, so the same cached run).
+TABLE4_STEPS: dict[str, tuple[int, int]] = {"cpu": LIMITED_STEPS["cpu"]}
+
+
+def table4_configs(profile: str) -> tuple[str, ...]:
+    """The Table 4 configurations ``profile`` trains, in the paper's order (``full`` last)."""
+    chosen = TABLE4_CONFIGS.get(profile)
+    return tuple(c for c in TABLE4_ORDER if chosen is None or c in chosen)
+
+
+def table4_training_order(configs: Sequence[str]) -> tuple[str, ...]:
+    """``configs`` with ``full`` and ``no_memory`` first: the runs that differ from one of them only in
+    self-training settings (``no_selftrain``, ``no_tv``; ``basic``) then fork its pre-training."""
+    first = [c for c in ("full", "no_memory") if c in configs]
+    return tuple(first + [c for c in configs if c not in first])
+
+
+def _step_overrides(steps: tuple[int, int] | None) -> dict[str, str]:
+    if steps is None:
+        return {}
+    return {"optim.steps": str(steps[0]), "optim.pretrain_steps": str(steps[1]),
+            "optim.val_every": str(max(1, steps[0] // 3)), "optim.lr_decay_from": "0"}
+
+
+def table4_overrides(profile: str) -> dict[str, str]:
+    """Overrides of every Table 4 run of ``profile`` (its reduced budget; {} for the profile's own)."""
+    return _step_overrides(TABLE4_STEPS.get(profile))
+
+
+def limited_overrides(profile: str, percent: int, with_unlabeled: bool, labeled: str) -> dict[str, str]:
+    """Overrides of one Tables 2-3 run: D_L's data set and fraction; with D_U: only the dropped-label rest."""
+    ov = {"data.labeled": labeled, "data.labeled_split": "train", "data.label_fraction": str(percent / 100)}
+    ov.update(_step_overrides(LIMITED_STEPS.get(profile)))
+    if with_unlabeled:
+        ov["data.unlabeled"] = ""  # paper 4.4: D_U is the rest of the training set, labels dropped
+    return ov
+
+
+def _child(root: Path, name: str) -> Path | None:
+    for d in root.iterdir() if root.is_dir() else ():
+        if d.is_dir() and d.name.lower() == name.lower():
+            return d
+    return None
+
+
+def _has_test_split(folder: Path) -> bool:
+    try:
+        ds = open_dataset(folder)
+    except DataError:
+        return False
+    return "train" in ds.splits and "test" in ds.splits and bool(ds.splits["test"].pairs)
+
+
+def limited_setups(profile: str, data_root: str | None) -> list[LimitedSetup]:
+    """The data of Tables 2-3: Rain200H and Rain800 when the data root holds them, else Rain100L, else
+    the embedded labeled set (tested on its own test split, or on the configuration's test set)."""
+
+    cfg = make_config(profile, "full", data_root=data_root)
+    root = resolve_root(cfg.data)
+    setups = []
+    for name in ("Rain200H", "Rain800"):
+        folder = _child(root, name) if cfg.data.root else None
+        if folder is not None and _has_test_split(folder):
+            setups.append(LimitedSetup(name, folder.name, folder, name,
+                                       f"{name} train as D_L (labels dropped beyond the fraction), {name} test as test set"))
+    if setups:
+        return setups
+    folder = _child(root, "Rain100L") if cfg.data.root else None
+    if folder is not None and _has_test_split(folder):
+        return [LimitedSetup("Rain100L", folder.name, folder, None,
+                             "Rain200H and Rain800 are not in the data root; Rain100L (light synthetic rain) stands in: "
+                             "Rain100L train as D_L, Rain100L test as test set")]
+    labeled = root / cfg.data.labeled
+    if _has_test_split(labeled):
+        return [LimitedSetup(cfg.data.labeled, cfg.data.labeled, labeled, None,
+                             f"{cfg.data.labeled} train as D_L, its test split as test set")]
+    return [LimitedSetup(cfg.data.labeled, cfg.data.labeled, None, None,
+                         f"{cfg.data.labeled} (train only, no test split) as D_L; tested on the configuration's "
+                         f"test set {cfg.data.test} (a different rain distribution: a transfer test)")]
+
+
+# -- Fig. 8: timing ---------------------------------------------------------------------------
+# Extra `mosslib bench` flags when the book runs the benchmark itself (Fig. 8 needs inference latency
+# only; `make bench` runs the full benchmark): smoke uses the benchmark's tiny --quick mode.
+BENCH_FLAGS: dict[str, tuple[str, ...]] = {
+    "smoke": ("--quick", "--no-train", "--no-psnr"),
+    "quick": ("--repeats", "5", "--no-train", "--no-psnr"),
+    "cpu": ("--no-train", "--no-psnr"),
+    "paper": ("--no-train", "--no-psnr"),
+}
+
+
+def timing_results(profile: str, results: str | os.PathLike, timeout: float = 1200) -> Path:
+    """``results/<profile>/timing.csv`` of ``python -m mosslib bench``, running the benchmark when missing.
+
+    ``results`` is the profile's results folder. Raises :class:`BookError` with the command to run
+    when the benchmark is not available or fails.
+    """
+    import importlib.util
+
+    path = Path(results) / "timing.csv"
+    if path.exists():
+        return path
+    if importlib.util.find_spec("mosslib.apps.bench") is None:
+        raise BookError(
+            f"{path} is missing and mosslib.apps.bench is not installed in this checkout; write it with "
+            f"`python -m mosslib bench --profile {profile}` (make bench PROFILE={profile}) and re-run this notebook"
+        )
+
+    options = {o for a in build_parser("bench")._actions for o in a.option_strings}  # the flags it accepts
+    cmd = [sys.executable, "-m", "mosslib", "bench", "--profile", profile]
+    cwd = None
+    out_flag = next((o for o in ("--out", "--output", "--csv") if o in options), None)
+    if out_flag:
+        cmd += [out_flag, str(path)]
+    elif "--results" in options:
+        cmd += ["--results", str(Path(results).parent)]
+    else:  # the benchmark writes results/<profile>/timing.csv under its working folder
+        cwd = Path(results).parent.parent
+    flags = BENCH_FLAGS.get(profile, ())
+    for i, flag in enumerate(flags):
+        if flag.startswith("--") and flag in options:
+            cmd.append(flag)
+            if i + 1 < len(flags) and not flags[i + 1].startswith("--"):
+                cmd.append(flags[i + 1])
+    _say("timing: " + " ".join(cmd[1:]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    if proc.returncode != 0 or not path.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise BookError(f"`{' '.join(cmd[1:])}` failed (exit {proc.returncode}) and wrote no {path}: " + " | ".join(tail))
+    return path
