@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mosslib.train", "pre-train and self-train MOEDN (MOSS) with a profile"),
     "evaluate": ("mosslib.evaluate", "PSNR/SSIM of a model, or of the rainy inputs, on a test set"),
     "derain": ("mosslib.derain", "derain your own photos (files, folders, globs)"),
+    "memory": ("mosslib.memdiag", "is the rain memory used? usage, read sharpness, norms and ablations of a model's memory"),
     "export": ("mosslib.export", "export a run's best model (fp16) with a model card, e.g. the shipped model"),
     "bench": ("mosslib.bench", "side-by-side speed benchmark of MOEDN and its peers"),
     "book": ("mosslib.book", "execute the reproduction book's notebooks with papermill"),

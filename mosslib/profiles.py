@@ -195,6 +195,8 @@ _HASH_OMITTED_AT_DEFAULT = {
     "optim": {"lr_decay_from": 0, "lr_final": 0.1, "init_from": "", "init_sha256": "", "select_teacher": False,
               "select_min_labeled": 0.0},
     "data": {"val_extra_rain": ""},
+    "model": {"memory_read": "soft", "memory_temperature": 1.0, "memory_min_temperature": 0.03,
+              "memory_anneal": 0.99998, "memory_rescale": False, "memory_reseed": 0, "memory_kmeans": 0},
 }
 
 
