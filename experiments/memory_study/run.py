@@ -110,7 +110,7 @@ def measure(run: Path, data_root: Path, cache: dict, figure: Path | None = None)
         "best": json.loads((run / "done.json").read_text())["best"],
         "health": memory_health(model, images),
         "test": {k: test[k] for k in ("trained", "ablation", "ablation_ci")},
-        "test_per_image": test["per_image"]["trained"],
+        "test_per_image": test["per_image"],  # {"trained"|"mean"|"zeros": {split: {image: psnr}}}
         "val": {k: val[k] for k in ("trained", "ablation", "ablation_ci")},
         "real": real_photo_effect(model, cache["real"]),
     }
