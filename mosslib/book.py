@@ -403,9 +403,19 @@ def _reads(nb, params: Mapping) -> list[Path]:
     return [Path(str(r).format(**params)) for r in reads]
 
 
+def _read_digest(p: Path) -> str:
+    """A declared input's hash: a file's bytes, or a folder's files (names and bytes), or "missing"."""
+    if p.is_file():
+        return _sha(p.read_bytes())
+    if p.is_dir():
+        return _sha(b"".join(str(f.relative_to(p)).encode() + _sha(f.read_bytes()).encode()
+                             for f in sorted(p.rglob("*")) if f.is_file()))
+    return "missing"
+
+
 def notebook_stamp(path: str | os.PathLike, nb, params: Mapping, digest: str | None = None) -> str:
     """Hash of what a notebook's results depend on: its text, parameters, mosslib and the files it reads."""
-    reads = {str(p): (_sha(p.read_bytes()) if p.is_file() else "missing") for p in _reads(nb, params)}
+    reads = {str(p): _read_digest(p) for p in _reads(nb, params)}
     blob = {
         "notebook": _sha(Path(path).read_bytes()),
         "parameters": dict(sorted(params.items())),

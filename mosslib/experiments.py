@@ -133,3 +133,23 @@ def evaluated(run: str | os.PathLike, convention: str = "rgb", which: str = "bes
     }
     atomic_write_text(json.dumps(result, indent=2) + "\n", cache)
     return result
+
+
+def memory_diagnosed(run: str | os.PathLike, which: str = "best") -> dict:
+    """The memory diagnostics (:func:`mosslib.memdiag.diagnose`) of a run's model on its test
+    set, cached in the run folder; ``{}`` for a run without a memory."""
+    from .memdiag import diagnose
+    from .trainset import test_dataset
+
+    run = Path(run)
+    cfg = config_of_run(run)
+    if cfg.arch != "moedn" or not cfg.model.use_memory:
+        return {}
+    cache = run / f"memory-{which}-{config_hash(cfg)}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    model = load_model(run, which=which)
+    result = {"run": run.name, "which": which, "profile": cfg.profile, "seed": cfg.seed,
+              **diagnose(model, test_dataset(cfg.data).test_groups(), n_boot=2000)}
+    atomic_write_text(json.dumps(result, indent=2) + "\n", cache)
+    return result

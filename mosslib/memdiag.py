@@ -91,8 +91,8 @@ def memory_health(model, images: Iterable[np.ndarray], device: str = "cpu") -> d
             "uniform_weight": 1.0 / m,
         },
         "norms": {
-            "item_min": float(items.min()), "item_median": float(items.median()), "item_max": float(items.max()),
-            "query_median": float(q.median()),
+            "item_min": float(items.min()), "item_median": float(np.median(items.numpy())),
+            "item_max": float(items.max()), "query_median": float(np.median(q.numpy())),
         },
         "items": m,
         "positions": int(n),

@@ -8,6 +8,9 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   mosslib:
+#     reads:
+#     - '{results_dir}/study'
 # ---
 
 # %% [markdown]
@@ -101,3 +104,22 @@ for g in tables.groups_of(evals["full"]):
         gain = tables.gain_of(evals["full"], evals[c], g, "psnr")
         lines.append("- " + gain.sentence(f"{paper.TABLE4_LABELS[c]} - Ours, {g}"))
 display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## What "w/o Memory" removes
+#
+# Removing a component only tests it if the component does something. The memory of the `full`
+# run, measured at test time (`mosslib memory`): its usage over the test inputs, how selective
+# its read is, and what PSNR does when the read is replaced by its per-image mean or by zeros.
+# The last lines are the verdict of the memory study (notebook 5, `results/study/`), which
+# trains the paper's memory and variants over several seeds.
+
+# %%
+from mosslib import memstudy
+from mosslib.experiments import memory_diagnosed
+
+display(Markdown(memstudy.diagnostics_markdown(memory_diagnosed(runs[[s.config for s in specs].index("full")]),
+                                               f"the {profile} `full` run of this table")))
+study = memstudy.load_records(dirs.results.parent / "study")
+if study["screen"] or study["seeds"]:
+    display(Markdown("**The memory study's verdict (cpu scale):**\n\n" + memstudy.verdict_markdown(memstudy.verdict(study))))
