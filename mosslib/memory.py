@@ -29,7 +29,8 @@ selective or keeps the items alive, and each lives here, where it acts.
 * ``read="gumbel"``: what the authors' training code does instead of Eq. 4: in training, a hard
   Gumbel-softmax sample over ``s_ij`` at a temperature annealed per update,
   ``max(min_temperature, temperature * anneal**updates)`` (forward one-hot, gradient of the soft
-  sample: straight-through); in eval, the nearest item (the noise-free hard read).
+  sample: straight-through); in eval, the nearest item (the noise-free hard read). Eq. 3 still
+  moves the nearest item (Eq. 2), not the sampled one.
 * ``reseed`` N: every N updates, items no query chose in those N updates are replaced by
   randomly drawn current queries (dead-code expiry, as VQ codebooks do).
 * ``kmeans`` K: at the first training update the items are initialised by K iterations of
@@ -115,9 +116,8 @@ class RainMemory(nn.Module):
         s = self.similarity(z)  # (B, n, m)
         if self.read_mode == "soft":
             return s.softmax(dim=-1) if self.temperature == 1.0 else (s / self.temperature).softmax(dim=-1)
-        hard = F.one_hot(s.argmax(dim=-1), self.num_items).to(s.dtype)
         if not self.training:
-            return hard
+            return F.one_hot(s.argmax(dim=-1), self.num_items).to(s.dtype)
         u = torch.rand_like(s).clamp_(1e-10, 1.0 - 1e-7)
         soft = ((s - torch.log(-torch.log(u))) / self.current_temperature()).softmax(dim=-1)
         hard = F.one_hot(soft.argmax(dim=-1), self.num_items).to(s.dtype)
