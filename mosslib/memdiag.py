@@ -169,7 +169,8 @@ def diagnose(model, groups: Mapping[str, list], device: str = "cpu", n_boot: int
     images = (pair.load()[0] for rows in groups.values() for pair in rows)
     health = memory_health(model, images, device)
     abl = ablation_deltas(model, groups, device=device, n_boot=n_boot)
-    return {**health, "trained": abl["trained"], "ablation": abl["ablation"], "ablation_ci": abl["ablation_ci"]}
+    return {**health, "trained": abl["trained"], "ablation": abl["ablation"], "ablation_ci": abl["ablation_ci"],
+            "n_images": {g: len(rows) for g, rows in groups.items()}, "seeds": 1}
 
 
 # -- command line -----------------------------------------------------------------------------
