@@ -308,8 +308,19 @@ class Table:
     meta: TableMeta
     paths: dict = field(default_factory=dict)
 
+    def banner(self) -> str:
+        """The toy profiles' one-line banner (pipeline demonstration, not evidence); "" for the others."""
+        from .ledger import TOY_PROFILES, toy_banner
+
+        if self.meta.profile not in TOY_PROFILES:
+            return ""
+        return f"{self.meta.profile} profile: " + toy_banner("../../docs/book/index.html")
+
     def markdown(self) -> str:
-        head = [f"### {self.meta.title}", ""] + [f"- **{k}**: {v}" for k, v in self.meta.items()]
+        head = [f"### {self.meta.title}", ""]
+        if self.banner():
+            head += [f"> **{self.banner()}**", ""]
+        head += [f"- **{k}**: {v}" for k, v in self.meta.items()]
         return "\n".join(head) + "\n\n" + markdown_table(self.display)
 
     def write(self, results: str | Path) -> dict[str, Path]:
@@ -318,6 +329,8 @@ class Table:
         results.mkdir(parents=True, exist_ok=True)
         csv, md = results / f"{self.name}.csv", results / f"{self.name}.md"
         head = "".join(f"# {k}: {v}\n" for k, v in self.meta.items())
+        if self.banner():
+            head += f"# status: {self.banner()}\n"
         csv.write_text(head + self.frame.to_csv(index=False))
         md.write_text(self.markdown())
         self.paths = {"csv": csv, "md": md}

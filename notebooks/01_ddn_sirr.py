@@ -115,10 +115,11 @@ fig = tables.comparison_figure(rows, titles, suptitle=f"test images, {profile} p
 tables.save_figure(fig, dirs.figures / "fig4_test.png")
 
 # %% [markdown]
-# ## Fig. 5: real rainy photos (no ground truth)
+# ## Fig. 5: rainy photos without ground truth ($\mathcal{D}_U$)
 #
-# The first photos of $\mathcal{D}_U$ (the unlabeled set the MOSS run trained on; DDN-SIRR's real
-# photos with real data). Downscaled to at most 384 pixels for speed.
+# The first photos of $\mathcal{D}_U$ (the unlabeled set the MOSS run trained on): DDN-SIRR's real
+# rainy photos with real data; with the embedded data (`smoke`, `quick`), photos with procedural
+# rain, which is not real rain. Downscaled to at most 384 pixels for speed.
 
 # %%
 import numpy as np
@@ -141,7 +142,8 @@ for path in photos:
     rows.append({"rainy photo": rainy, "supervised (D_C)": derain_tensor(sup_model, rainy),
                  "MOSS (D_C + D_U)": derain_tensor(moss_model, rainy)})
 if rows:
-    fig = tables.comparison_figure(rows, [p.name for p in photos], suptitle=f"real rainy photos ({real_dir.name}), {profile}")
+    kind = "real rainy photos" if d.root else "photos with procedural rain (embedded data, not real rain)"
+    fig = tables.comparison_figure(rows, [p.name for p in photos], suptitle=f"{kind} ({real_dir.name}), {profile}")
     tables.save_figure(fig, dirs.figures / "fig5_real.png")
 else:
     print("no unlabeled photos configured (data.unlabeled is empty): Fig. 5 skipped")
