@@ -264,6 +264,18 @@ def _page_notebook(stem: str, build: Path, results: Path, figures: Path, profile
     return None, "missing"
 
 
+def _local_links(html: str, pages: dict[str, Page], audit: bool) -> str:
+    """Links between executed notebooks (``NN_name.ipynb``) and to the audit's Markdown, made links between pages."""
+    def page(m):
+        stem = m.group(2)
+        return f'{m.group(1)}{stem}.html"' if stem in pages and pages[stem].source != "missing" else m.group(0)
+
+    html = re.sub(r'(href=")(?:\./)?(\d\d_[A-Za-z0-9_]+)\.ipynb"', page, html)
+    if audit:
+        html = re.sub(r'href="(?:\.\./)*docs/release-audit\.md"', f'href="{AUDIT}.html"', html)
+    return html
+
+
 def _ledger_link(claim, pages: dict[str, Page]) -> str:
     page = pages.get(claim.page)
     return page.href if page and page.source != "missing" else ""
@@ -325,8 +337,8 @@ def render_site(profile: str, build_dir: str | os.PathLike = "build", results_di
             continue
         page = _clean(nb)
         page.cells.insert(0, _markdown_cell(header_markdown(profile, results, data_root, nav, stem, cpu_book)))
-        (out / f"{stem}.html").write_text(_share_styles(_export(page, f"{pages[stem].title} ({profile})"), out),
-                                          encoding="utf-8")
+        html = _local_links(_export(page, f"{pages[stem].title} ({profile})"), pages, audit.is_file())
+        (out / f"{stem}.html").write_text(_share_styles(html, out), encoding="utf-8")
         written.append(out / f"{stem}.html")
     if audit.is_file():
         doc = nbformat.v4.new_notebook()

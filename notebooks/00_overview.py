@@ -75,7 +75,7 @@ from mosslib import ledger
 claims = ledger.build_ledger(dirs.results, profile)
 display(Markdown(ledger.ledger_markdown(claims, profile, heading="### Claims ledger",
                                         link=lambda c: f"{c.page}.ipynb",
-                                        audit_link="../docs/release-audit.md")))
+                                        audit_link="../../docs/release-audit.md")))  # from build/<profile>/
 
 # %% [markdown]
 # ## The equations and the code that implements them

@@ -46,7 +46,8 @@ def book_dirs(tmp_path):
     build.mkdir(parents=True)
     results = tmp_path / "results"
     write_table1(results / "smoke", [dense_sparse(0.0, 0)], [dense_sparse(1.0, 0)], "smoke")
-    executed(build / "00_overview.ipynb", "overview text")
+    executed(build / "00_overview.ipynb", "overview text, see [Table 1](01_ddn_sirr.ipynb), [Tables 2-3](02_limited_labels.ipynb) "
+             "and [the audit](../../docs/release-audit.md)")
     executed(build / "01_ddn_sirr.ipynb", (results / "smoke" / "table1.md").read_text(), png_bytes(600, noise=True))
     audit = tmp_path / "audit.md"
     audit.write_text("# Audit\n\n| a | b |\n|---|---|\n| fact | ours |\n")
@@ -85,6 +86,9 @@ def test_site_pages_links_header_and_offline(book_dirs):
         for other in ("index.html", "00_overview.html", "01_ddn_sirr.html", "release-audit.html"):
             if other != name:
                 assert f'href="{other}"' in html, (name, other)
+    overview = (folder / "00_overview.html").read_text()
+    assert '<a href="01_ddn_sirr.html">Table 1</a>' in overview and '<a href="release-audit.html">the audit</a>' in overview
+    assert 'href="02_limited_labels.ipynb"' in overview  # a missing page keeps its notebook link
     page = (folder / "01_ddn_sirr.html").read_text()
     assert "secret_code_line" not in page  # code input hidden
     assert "progress bar" not in page  # stderr dropped
