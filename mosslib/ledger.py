@@ -40,6 +40,7 @@ __all__ = [
     "Evidence",
     "budget_of",
     "budget_share",
+    "share_text",
     "paper_budget_text",
     "gain_verdict",
     "build_ledger",
@@ -136,6 +137,11 @@ def _notes(path: Path) -> list[str]:
     return [ln[len("# note: "):] for ln in path.read_text().splitlines() if ln.startswith("# note: ")]
 
 
+def _where(results: Path) -> str:
+    """``results/<profile>`` as a reader knows it (not this machine's absolute path)."""
+    return f"{results.parent.name}/{results.name}"
+
+
 def _f(v) -> float:
     try:
         x = float(v)
@@ -155,9 +161,15 @@ def paper_budget_text() -> str:
     return f"{b['steps']:,} iterations x batch {b['batch']} x {b['crop']}x{b['crop']} crops (section 4.2)"
 
 
+def share_text(share: float) -> str:
+    """A fraction as a percentage that stays readable for toy budgets (``0.75%``, ``1.1e-04%``)."""
+    pct = 100 * share
+    return f"{pct:.2f}%" if pct >= 0.01 else f"{pct:.1e}%"
+
+
 def budget_of(steps: int, batch: int, crop: int) -> str:
     """``steps x batch x crop^2`` in words, with its fraction of the paper's budget."""
-    return (f"{steps:,} steps x batch {batch} x {crop}x{crop} crops = {budget_share(steps, batch, crop):.2%} of the "
+    return (f"{steps:,} steps x batch {batch} x {crop}x{crop} crops = {share_text(budget_share(steps, batch, crop))} of the "
             f"paper's {paper_budget_text()}")
 
 
@@ -235,9 +247,9 @@ def _table1_claims(results: Path, profile: str) -> list[Claim]:
         for g in ("dense", "sparse"):
             out.append(_missing(f"t1-gain-{g}", f"D_U improves MOSS on the {g} test images", "Table 1",
                                 f"{getattr(moss, g)[2]:+.2f} dB {paper.REPORTED}", PAGES["table1"], "table1",
-                                f"no {path.name} in {results}: run notebook 01"))
+                                f"no {path.name} in {_where(results)}: run notebook 01"))
         out.append(_missing("t1-peers", "MOSS is ahead of every supervised peer", "Table 1", "-", PAGES["table1"],
-                            "table1", f"no {path.name} in {results}"))
+                            "table1", f"no {path.name} in {_where(results)}"))
         return out
     meta, frame = _read_table(path)
     book = frame[frame["source"].astype(str).str.startswith("this book")]
@@ -294,7 +306,7 @@ def _limited_claims(results: Path, profile: str) -> list[Claim]:
     if not paths:
         return [_missing(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels", "Tables 2-3",
                          " / ".join(f"{ds} {paper.limited_row(ds, 'MOSS', pct).psnr[2]:+.2f}" for ds in paper.LIMITED),
-                         PAGES["limited"], "", f"no table2-3_*.csv in {results}: run notebook 02") for pct in fractions]
+                         PAGES["limited"], "", f"no table2-3_*.csv in {_where(results)}: run notebook 02") for pct in fractions]
     path = paths[0]
     meta, frame = _read_table(path)
     seeds = _seeds_count(meta)
@@ -332,7 +344,7 @@ def _table4_claims(results: Path, profile: str) -> list[Claim]:
 
     if not path.is_file():
         return [_missing(f"t4-{c}", f"{paper.TABLE4_LABELS[c]} costs accuracy", "Table 4", paper_text(c),
-                         PAGES["table4"], "table4", f"no {path.name} in {results}: run notebook 04") for c in removed]
+                         PAGES["table4"], "table4", f"no {path.name} in {_where(results)}: run notebook 04") for c in removed]
     meta, frame = _read_table(path)
     frame = frame.set_index("config")
     seeds = _seeds_count(meta)
@@ -374,7 +386,7 @@ def _fig8_claim(results: Path, profile: str) -> Claim:
     paper_text = f"{paper.FIG8['statement']}, {paper.FIG8['device']} {paper.REPORTED}"
     if not path.is_file():
         return _missing("fig8", claim, "Fig. 8", paper_text, PAGES["fig8"], "fig8_timing",
-                        f"no {path.name} in {results}: run notebook 03")
+                        f"no {path.name} in {_where(results)}: run notebook 03")
     meta, frame = _read_table(path)
     m = re.search(r"per (\d+)x\d+ image", meta.get("table", ""))
     side = int(m.group(1)) if m else 256
@@ -414,7 +426,7 @@ def _memory_claim(results: Path, profile: str) -> Claim:
                   + " / ".join(f"{v:+.2f}" for v in cost.values()) + f" dB (Table 4) {paper.REPORTED}")
     if not path.is_file():
         return _missing("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory",
-                        f"no {path.name} in {results}: the memory diagnostics (`python -m mosslib memory --json`) "
+                        f"no {path.name} in {_where(results)}: the memory diagnostics (`python -m mosslib memory --json`) "
                         "have not been written for this profile")
     try:
         data = json.loads(path.read_text())

@@ -150,7 +150,7 @@ for name in PROFILES:
     share = ledger.budget_share(c.optim.steps, c.data.batch_size, c.data.crop)
     prof.append({"profile": name, "steps": c.optim.steps, "pre-training steps": c.optim.pretrain_steps,
                  "crop": c.data.crop, "batch": c.data.batch_size,
-                 "steps x batch x crop pixels, share of the paper's": f"{share:.2%}", "data": src})
+                 "steps x batch x crop pixels, share of the paper's": ledger.share_text(share), "data": src})
 display(Markdown(tables.markdown_table(pd.DataFrame(prof))))
 print(f"the paper: {ledger.paper_budget_text()} = 100 %")
 
