@@ -566,9 +566,7 @@ def _write_ledger(profile: str, params: Mapping, results_dir: str) -> None:
     _say("claims ledger: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" -> {written['paths']['md']}")
     # the README shows the committed evidence only: the cpu profile, written into this checkout's results
     if profile == "cpu" and Path(params["results_dir"]).resolve() == (repo_root() / "results").resolve():
-        block = ledger.ledger_markdown(written["claims"], profile, link=lambda c: f"results/cpu/{c.table}.md" if c.table else "",
-                                       audit_link="docs/release-audit.md", heading="#### Claims ledger (`cpu` book)")
-        if ledger.update_readme(repo_root() / "README.md", block):
+        if ledger.update_readme(repo_root() / "README.md", ledger.readme_markdown(written["claims"], profile)):
             _say("README: the ledger block between its markers is updated")
 
 

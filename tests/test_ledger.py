@@ -182,5 +182,6 @@ def test_only_the_cpu_book_in_this_checkout_rewrites_the_readme(tmp_path, monkey
     text = (repo / "README.md").read_text()
     assert ("old" not in text) == touched
     if touched:
-        assert "Claims ledger" in text and "not testable here" in text and text.startswith("a\n<!-- ledger:start -->")
+        assert "not testable here" in text and text.startswith("a\n<!-- ledger:start -->\nClaims of the paper")
+        assert "(results/cpu/ledger.md)" in text and text.endswith("<!-- ledger:end -->\nb\n")
     assert (results / profile / "ledger.md").is_file()
