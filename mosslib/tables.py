@@ -113,6 +113,11 @@ class Gain:
         """True when the interval excludes zero and is not degenerate (a gain told apart from noise)."""
         return stats.excludes_zero(self.lo, self.hi) and not self.degenerate and not math.isnan(self.mean)
 
+    @property
+    def real(self) -> bool:
+        """True when the difference may be called real: significant over several seeds and the test images."""
+        return self.significant and self.seeds > 1
+
     def verdict(self, digits: int = 2) -> str:
         """:func:`mosslib.stats.verdict_of`: "real", "noise", "degenerate" or "below precision"."""
         return stats.verdict_of(self.mean, self.lo, self.hi, self.n, digits)
@@ -137,9 +142,13 @@ class Gain:
         if verdict == "degenerate":
             return (f"{what}: {self.mean:+.{digits}f} {unit} (interval {self.lo:+.{digits}f} to {self.hi:+.{digits}f}, "
                     f"{self.n} images) - the interval has no width, so it cannot tell a difference from noise")
-        where = "over these seeds and test images" if self.seeds > 1 else "on these test images"
-        told = (f"the interval excludes zero: a real difference {where}" if verdict == "real"
-                else f"the interval includes zero: not distinguishable from noise {where}")
+        if verdict == "real" and self.seeds > 1:
+            told = "the interval excludes zero: a real difference over these seeds and test images"
+        elif verdict == "real":
+            told = ("the interval excludes zero on these test images, but one seed leaves training noise out, "
+                    "so this is not called a real difference (it needs several seeds)")
+        else:
+            told = "the interval includes zero: not distinguishable from noise"
         return (f"{what}: {self.mean:+.{digits}f} {unit} (95 % CI {self.lo:+.{digits}f} to {self.hi:+.{digits}f}; "
                 f"{self.coverage()}) - {told}")
 

@@ -26,7 +26,9 @@
 #   except in the `cpu` profile, whose Table 4 trains at a reduced budget).
 #
 # The gain is the paired difference per test image, with a 95 % bootstrap interval: with 10
-# images per group, a gain whose interval includes zero is not told apart from noise.
+# images per group, a gain whose interval includes zero is not told apart from noise. With one
+# seed the interval covers the test images only, not training noise, so no gain is called real;
+# with several seeds it resamples seeds, then images.
 # With the embedded data (profiles `smoke` and `quick`) the DDN-SIRR test set is replaced by
 # `sirr_like`, a DDN-SIRR-shaped set rendered on other photographs, so the book's numbers are not
 # comparable in absolute value to the paper's; the comparison is between the two training regimes.
@@ -79,7 +81,8 @@ meta = tables.table_meta(
     notes=[
         "paper rows: DDN-SIRR test, methods trained on DDN-SIRR's 9,100 labeled pairs (+ 147 real photos); PSNR only",
         "book rows: MOEDN trained with this profile; 'supervised' = ablation no_selftrain, 'MOSS' = full",
-        "gain = MOSS - supervised per test image, mean and 95 % paired bootstrap CI over test images",
+        "gain = MOSS - supervised per test image, mean and 95 % paired bootstrap CI over test images (one seed) "
+        "or over seeds, then test images (several seeds; mosslib.stats)",
         "seed spread: '± sd' over seeds when more than one seed ran",
     ],
 )

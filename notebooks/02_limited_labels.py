@@ -97,7 +97,8 @@ for setup in setups:
         notes=[setup.note,
                "D_L = no_selftrain on the labeled fraction; D_L + D_U = full MOSS, D_U = the rest of D_L without labels",
                f"steps per run: {cfg.optim.steps} (pre-training {cfg.optim.pretrain_steps})",
-               "gain = (D_L + D_U) - D_L per test image, mean and 95 % paired bootstrap CI over test images"],
+               "gain = (D_L + D_U) - D_L per test image, mean and 95 % paired bootstrap CI over test images (one seed) "
+               "or over seeds, then test images (several seeds; mosslib.stats)"],
     )
     table = tables.limited_table(results, meta, setup.paper_dataset, name=name)
     table.write(dirs.results)

@@ -78,6 +78,6 @@ def test_gain_of_with_several_seeds_uses_seeds_and_says_so():
     new = [ev([r["psnr"] + 0.6 + rng.normal(0, 0.05) for r in b["per_image"]["dense"]], s)
            for s, b in zip((0, 1, 2), base)]
     g = tables.gain_of(base, new, "dense", "psnr")
-    assert g.seeds == 3 and g.n == 10 and g.significant and g.lo > 0.4
+    assert g.seeds == 3 and g.n == 10 and g.significant and g.real and g.lo > 0.4
     text = g.sentence("x")
     assert "3 seeds" in text and "real difference over these seeds" in text and "one seed" not in text

@@ -69,8 +69,9 @@ def test_noise_is_not_a_gain_but_a_consistent_shift_is():
     assert "excludes zero" in g1.sentence("x")
     tiny = tables.Gain(1e-5, 1e-6, 2e-5, 8)
     assert tiny.significant and "no difference at this precision" in tiny.sentence("x")
-    # one seed: the wording says the interval covers test images only
+    # one seed: the wording says the interval covers test images only, and never calls the gain real
     assert g1.seeds == 1 and "one seed" in g1.sentence("x") and "not training noise" in g1.sentence("x")
+    assert not g1.real and "not called a real difference" in g1.sentence("x")
 
 
 def test_per_image_averages_seeds_and_caps_infinite_psnr():
