@@ -343,7 +343,8 @@ def render_site(profile: str, build_dir: str | os.PathLike = "build", results_di
     if audit.is_file():
         doc = nbformat.v4.new_notebook()
         doc.cells = [_markdown_cell(header_markdown(profile, results, data_root, nav, AUDIT, cpu_book)),
-                     _markdown_cell(audit.read_text(encoding="utf-8"))]
+                     _markdown_cell(re.sub(r"\]\((?:\.\./)*results/[^/)]+/ledger\.md\)", "](index.html)",
+                                           audit.read_text(encoding="utf-8")))]
         (out / f"{AUDIT}.html").write_text(_share_styles(_export(doc, f"Release audit ({profile})"), out), encoding="utf-8")
         written.append(out / f"{AUDIT}.html")
     missing = [p.stem for p in pages.values() if p.source == "missing"]

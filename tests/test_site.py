@@ -50,7 +50,7 @@ def book_dirs(tmp_path):
              "and [the audit](../../docs/release-audit.md)")
     executed(build / "01_ddn_sirr.ipynb", (results / "smoke" / "table1.md").read_text(), png_bytes(600, noise=True))
     audit = tmp_path / "audit.md"
-    audit.write_text("# Audit\n\n| a | b |\n|---|---|\n| fact | ours |\n")
+    audit.write_text("# Audit\n\nSee [the ledger](../results/cpu/ledger.md).\n\n| a | b |\n|---|---|\n| fact | ours |\n")
     return dict(notebooks=nbs, build_dir=tmp_path / "build", results_dir=results, figures_dir=tmp_path / "figures",
                 audit=audit, tmp=tmp_path)
 
@@ -96,7 +96,9 @@ def test_site_pages_links_header_and_offline(book_dirs):
     imgs = re.findall(r'src="data:(image/[a-z]+);base64,([^"]+)"', page)
     assert imgs and all(len(base64.b64decode(b)) <= site.MAX_IMAGE_BYTES for _, b in imgs)
     assert "jupyter-widgets" not in page and "widget-state" not in page
-    assert "| fact | ours |" not in (folder / "release-audit.html").read_text()  # rendered as a table
+    audit_page = (folder / "release-audit.html").read_text()
+    assert "| fact | ours |" not in audit_page  # rendered as a table
+    assert '<a href="index.html">the ledger</a>' in audit_page
     assert len(list(folder.glob("style-*.css"))) == 1
 
 
