@@ -156,7 +156,10 @@ def _clean(nb):
         for out in cell.get("outputs", []):
             data = out.get("data")
             if data is not None:
-                data.pop("application/vnd.jupyter.widget-view+json", None)
+                if data.pop("application/vnd.jupyter.widget-view+json", None) is not None:
+                    data.clear()  # its text form is a widget's repr: say what is there instead
+                    data["text/markdown"] = ("*An interactive widget stands here in a live kernel: open the notebook "
+                                             "in JupyterLab (`make lab`) to use it.*")
                 if "image/png" in data:
                     png = data.pop("image/png")
                     mime, b64 = _shrink_png(png if isinstance(png, str) else "".join(png))

@@ -30,6 +30,9 @@ def executed(path, markdown_out: str, png: bytes | None = None, code="secret_cod
     if png is not None:
         outs.append(nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(png).decode()}))
     outs.append(nbformat.v4.new_output("stream", name="stderr", text="progress bar 10%|#   |"))
+    outs.append(nbformat.v4.new_output("execute_result", execution_count=1, data={
+        "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0},
+        "text/plain": "VBox(children=(Dropdown(...),))"}))
     cell.outputs = outs
     nb.cells.append(cell)
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
@@ -96,6 +99,7 @@ def test_site_pages_links_header_and_offline(book_dirs):
     imgs = re.findall(r'src="data:(image/[a-z]+);base64,([^"]+)"', page)
     assert imgs and all(len(base64.b64decode(b)) <= site.MAX_IMAGE_BYTES for _, b in imgs)
     assert "jupyter-widgets" not in page and "widget-state" not in page
+    assert "VBox(" not in page and "interactive widget stands here" in page
     audit_page = (folder / "release-audit.html").read_text()
     assert "| fact | ours |" not in audit_page  # rendered as a table
     assert '<a href="index.html">the ledger</a>' in audit_page
