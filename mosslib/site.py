@@ -211,6 +211,8 @@ def _export(nb, title: str) -> str:
     exporter.embed_images = True
     nb = copy.deepcopy(nb)
     nb.metadata["title"] = title
+    for i, cell in enumerate(nb.cells):  # ids by position: the same book renders to the same files
+        cell["id"] = f"cell-{i}"
     html, _ = exporter.from_notebook_node(nb)
     return strip_remote(html)
 

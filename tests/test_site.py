@@ -106,6 +106,12 @@ def test_site_pages_links_header_and_offline(book_dirs):
     assert len(list(folder.glob("style-*.css"))) == 1
 
 
+def test_rendering_twice_gives_the_same_files(book_dirs):
+    first = {p.name: p.read_bytes() for p in render(book_dirs)["written"]}
+    second = {p.name: p.read_bytes() for p in render(book_dirs)["written"]}
+    assert first == second
+
+
 def test_fallback_pages_come_from_committed_results(book_dirs):
     (book_dirs["build_dir"] / "smoke" / "01_ddn_sirr.ipynb").unlink()
     figs = book_dirs["figures_dir"] / "smoke"
