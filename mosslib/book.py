@@ -10,6 +10,12 @@ parameters, the mosslib sources and the files it declares it reads (``mosslib: r
 jupytext header) - is unchanged and the files it wrote are still there. Training runs are cached
 by configuration (:mod:`mosslib.experiments`), so an interrupted book resumes where it stopped.
 
+After the notebooks that write the tables, the book writes the claims ledger
+(``results/<profile>/ledger.{md,csv,json}``, :mod:`mosslib.ledger`; for ``cpu`` also the README's
+block between ``<!-- ledger:start -->`` and ``<!-- ledger:end -->``), then runs the notebooks that
+show it (those that list ``ledger.json`` among the files they read: ``00_overview``), and ends by
+rendering the executed notebooks as a static HTML book in ``build/<profile>/site/`` (:mod:`mosslib.site`).
+
 Notebooks use :func:`train_runs` (training with visible progress), :func:`limited_setups` (the
 data of Tables 2-3) and :func:`timing_results` (Fig. 8's measurements).
 """
