@@ -10,6 +10,12 @@ parameters, the mosslib sources and the files it declares it reads (``mosslib: r
 jupytext header) - is unchanged and the files it wrote are still there. Training runs are cached
 by configuration (:mod:`mosslib.experiments`), so an interrupted book resumes where it stopped.
 
+After the notebooks that write the tables, the book writes the claims ledger
+(``results/<profile>/ledger.{md,csv,json}``, :mod:`mosslib.ledger`; for ``cpu`` also the README's
+block between ``<!-- ledger:start -->`` and ``<!-- ledger:end -->``), then runs the notebooks that
+show it (those that list ``ledger.json`` among the files they read: ``00_overview``), and ends by
+rendering the executed notebooks as a static HTML book in ``build/<profile>/site/`` (:mod:`mosslib.site`).
+
 Notebooks use :func:`train_runs` (training with visible progress), :func:`limited_setups` (the
 data of Tables 2-3) and :func:`timing_results` (Fig. 8's measurements).
 """
@@ -479,9 +485,21 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
     _say(f"profile {profile}, data {data_text}, {len(paths)} notebooks -> {out_dir}")
     failed: list[str] = []
     t_book = time.perf_counter()
-    for i, path in enumerate(paths, 1):
+    ledger_file = Path(params["results_dir"]) / profile / LEDGER_FILE
+    # a notebook that shows the claims ledger (it lists the ledger among the files it reads) runs after the
+    # others, once the ledger has been written from the tables they wrote
+    readers = [p for p in paths if _reads_ledger(p, params, ledger_file)]
+    order = [p for p in paths if p not in readers] + readers
+    numbers = {p: i for i, p in enumerate(paths, 1)}
+    ledger_written = False
+    for path in order:
+        i = numbers[path]
+        if path in readers and not ledger_written and not dry_run:
+            _write_ledger(profile, params, results_dir)
+            ledger_written = True
         if failed and not keep_going:
-            _say(f"not run: {', '.join(p.stem for p in paths[i - 1:])} (after a failure; --keep-going runs them)")
+            rest = order[order.index(path):]
+            _say(f"not run: {', '.join(p.stem for p in rest)} (after a failure; --keep-going runs them)")
             break
         head = f"{i}/{len(paths)} {path.stem}"
         try:
@@ -524,6 +542,10 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
         stamp_file.write_text(json.dumps({"stamp": stamp, "outputs": outputs, "seconds": round(time.time() - t0, 1)},
                                          indent=1) + "\n")
         _say(f"{head} done in {time.time() - t0:.0f} s ({len(outputs)} files written)")
+    if not dry_run:  # the ledger and the HTML book show whatever tables exist, also after a failure
+        if not ledger_written:
+            _write_ledger(profile, params, results_dir)
+        _render_site(profile, params, notebooks, build_dir, results_dir, figures_dir)
     total = time.perf_counter() - t_book
     if failed:
         _say(f"FAILED: {', '.join(failed)} ({total:.0f} s)")
@@ -532,8 +554,46 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
     if dry_run:
         _say("dry run: nothing executed")
         return 0
-    _say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}")
+    _say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}, "
+         f"HTML book in {out_dir / 'site'}/index.html")
     return 0
+
+
+# -- after the notebooks: the claims ledger and the HTML book -------------------------------------
+LEDGER_FILE = "ledger.json"
+
+
+def _reads_ledger(path: Path, params: Mapping, ledger_file: Path) -> bool:
+    try:
+        nb = read_notebook(path)
+    except BookError:
+        return False
+    return any(p.resolve() == ledger_file.resolve() for p in _reads(nb, params))
+
+
+def _write_ledger(profile: str, params: Mapping, results_dir: str) -> None:
+    """``results/<profile>/ledger.{md,csv,json}`` from the tables; for ``cpu`` in this checkout, the README block."""
+    from . import ledger
+    from .tables import repo_root
+
+    results = Path(params["results_dir"]) / profile
+    written = ledger.write_ledger(results, profile)
+    counts = {v: sum(c.verdict == v for c in written["claims"]) for v in ledger.VERDICTS}
+    _say("claims ledger: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" -> {written['paths']['md']}")
+    # the README shows the committed evidence only: the cpu profile, written into this checkout's results
+    if profile == "cpu" and Path(params["results_dir"]).resolve() == (repo_root() / "results").resolve():
+        if ledger.update_readme(repo_root() / "README.md", ledger.readme_markdown(written["claims"], profile)):
+            _say("README: the ledger block between its markers is updated")
+
+
+def _render_site(profile: str, params: Mapping, notebooks, build_dir, results_dir: str, figures_dir: str) -> None:
+    from . import site
+
+    try:
+        site.render_site(profile, build_dir, Path(params["results_dir"]), Path(params["figures_dir"]), notebooks,
+                         data_root=params["data_root"] or None)
+    except Exception as exc:  # the HTML book is a view: a failure there is reported, the book's results stand
+        _say(f"HTML book not rendered: {type(exc).__name__}: {exc}")
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("mosslib.export", "export a run's best model (fp16) with a model card, e.g. the shipped model"),
     "bench": ("mosslib.bench", "side-by-side speed benchmark of MOEDN and its peers"),
     "book": ("mosslib.book", "execute the reproduction book's notebooks with papermill"),
+    "site": ("mosslib.site", "render the executed book (and its claims ledger) as static HTML pages"),
 }
 
 

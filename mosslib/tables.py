@@ -7,8 +7,10 @@ names the profile, the data, the metric convention, the number of test images an
 
 Scores come as lists of :func:`mosslib.experiments.evaluated` results, one per seed:
 ``{"splits": {group: {"n", "psnr", "ssim"}}, "per_image": {group: [{"name", "psnr", "ssim"}]}}``.
-A gain is the mean of paired per-image differences (per-image values averaged over seeds first)
-with a 95 % percentile bootstrap interval over test images.
+A gain is the mean of paired per-image differences with a 95 % percentile bootstrap interval
+(:mod:`mosslib.stats`): over test images for one seed, over seeds and then test images when
+several seeds ran. A difference is called real only when that interval excludes zero and is not
+degenerate.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import paper
+from . import paper, stats
 
 __all__ = [
     "repo_root",
@@ -31,6 +33,7 @@ __all__ = [
     "paired_gain",
     "per_image",
     "split_stats",
+    "per_seed",
     "gain_of",
     "input_scores",
     "groups_of",
@@ -91,18 +94,33 @@ def book_dirs(profile: str, results_dir: str = "results", figures_dir: str = "fi
 # -- statistics ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Gain:
-    """Mean paired difference (b - a) over ``n`` test images with its bootstrap interval."""
+    """Mean paired difference (b - a) over ``n`` test images (and ``seeds`` seeds) with its bootstrap interval."""
 
     mean: float
     lo: float
     hi: float
     n: int
     level: float = 0.95
+    seeds: int = 1
+
+    @property
+    def degenerate(self) -> bool:
+        """True when the interval cannot tell anything (no width, fewer than 2 images, not finite)."""
+        return stats.is_degenerate(self.lo, self.hi, self.n)
 
     @property
     def significant(self) -> bool:
-        """True when the interval excludes zero (a gain distinguishable from noise)."""
-        return bool(self.lo > 0 or self.hi < 0)
+        """True when the interval excludes zero and is not degenerate (a gain told apart from noise)."""
+        return stats.excludes_zero(self.lo, self.hi) and not self.degenerate and not math.isnan(self.mean)
+
+    @property
+    def real(self) -> bool:
+        """True when the difference may be called real: significant over several seeds and the test images."""
+        return self.significant and self.seeds > 1
+
+    def verdict(self, digits: int = 2) -> str:
+        """:func:`mosslib.stats.verdict_of`: "real", "noise", "degenerate" or "below precision"."""
+        return stats.verdict_of(self.mean, self.lo, self.hi, self.n, digits)
 
     def text(self, digits: int = 2) -> str:
         """``+1.23 [+0.80, +1.60]``."""
@@ -110,35 +128,39 @@ class Gain:
             return "n/a"
         return f"{self.mean:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}]"
 
+    def coverage(self) -> str:
+        """What the interval covers, in words (:func:`mosslib.stats.coverage_text`)."""
+        return stats.coverage_text(self.seeds, self.n)
+
     def sentence(self, what: str, unit: str = "dB", digits: int = 2) -> str:
-        """A line for the narrative: the gain, its interval, n and whether it is told from noise."""
+        """A line for the narrative: the gain, its interval, what it covers and whether it is told from noise."""
         if math.isnan(self.mean):
             return f"{what}: no paired test images"
-        if max(abs(self.lo), abs(self.hi)) < 0.5 * 10**-digits:
+        verdict = self.verdict(digits)
+        if verdict == "below precision":
             return f"{what}: {self.mean:+.{digits}f} {unit} ({self.n} images) - no difference at this precision"
-        verdict = ("the interval excludes zero: a real difference on this test set" if self.significant
-                   else "the interval includes zero: not distinguishable from noise on these images")
-        return (f"{what}: {self.mean:+.{digits}f} {unit} (95 % bootstrap CI {self.lo:+.{digits}f} to "
-                f"{self.hi:+.{digits}f}, {self.n} images) - {verdict}")
+        if verdict == "degenerate":
+            return (f"{what}: {self.mean:+.{digits}f} {unit} (interval {self.lo:+.{digits}f} to {self.hi:+.{digits}f}, "
+                    f"{self.n} images) - the interval has no width, so it cannot tell a difference from noise")
+        if verdict == "real" and self.seeds > 1:
+            told = "the interval excludes zero: a real difference over these seeds and test images"
+        elif verdict == "real":
+            told = ("the interval excludes zero on these test images, but one seed leaves training noise out, "
+                    "so this is not called a real difference (it needs several seeds)")
+        else:
+            told = "the interval includes zero: not distinguishable from noise"
+        return (f"{what}: {self.mean:+.{digits}f} {unit} (95 % CI {self.lo:+.{digits}f} to {self.hi:+.{digits}f}; "
+                f"{self.coverage()}) - {told}")
 
 
 def bootstrap_ci(diffs: Sequence[float], level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``diffs`` (resampling images with replacement)."""
-    d = np.asarray(diffs, dtype=np.float64)
-    if d.size == 0:
-        return math.nan, math.nan
-    if not 0 < level < 1:
-        raise ValueError(f"confidence level must lie in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return stats.image_ci(diffs, level, n_boot, seed)
 
 
 def paired_gain(a: Mapping[str, float], b: Mapping[str, float], level: float = 0.95, n_boot: int = 10000,
                 seed: int = 0) -> Gain:
-    """Gain of ``b`` over ``a`` (per-image values keyed by image name), paired by name."""
+    """Gain of ``b`` over ``a`` (per-image values keyed by image name, one seed), paired by name."""
     names = [k for k in a if k in b]
     if not names:
         raise ValueError(f"no test image in common to pair (a has {list(a)[:3]}..., b has {list(b)[:3]}...)")
@@ -176,9 +198,26 @@ def split_stats(evals: Sequence[Mapping], group: str, metric: str) -> tuple[floa
     return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan)
 
 
-def gain_of(base: Sequence[Mapping], new: Sequence[Mapping], group: str, metric: str, **kw) -> Gain:
-    """Paired bootstrap gain of ``new`` over ``base`` on one test group."""
-    return paired_gain(per_image(base, group, metric), per_image(new, group, metric), **kw)
+def per_seed(evals: Sequence[Mapping], group: str, metric: str) -> dict:
+    """``{seed: {image name: value}}`` of one group (a seed that repeats, or none, is keyed by position)."""
+    keys = [ev.get("seed") for ev in evals]
+    if None in keys or len(set(keys)) != len(keys):
+        keys = list(range(len(evals)))
+    return {k: per_image([ev], group, metric) for k, ev in zip(keys, evals)}
+
+
+def gain_of(base: Sequence[Mapping], new: Sequence[Mapping], group: str, metric: str, level: float = 0.95,
+            n_boot: int | None = None, seed: int = 0) -> Gain:
+    """Paired bootstrap gain of ``new`` over ``base`` on one test group.
+
+    One seed a side: a bootstrap over test images. Several: seeds are paired (by seed number, else in
+    order) and the interval resamples seeds, then images (:func:`mosslib.stats.hierarchical_ci`).
+    """
+    if not base or not new:
+        raise ValueError("no scores given (an empty list of evaluations)")
+    matrix, pairs, names = stats.paired_matrix(per_seed(base, group, metric), per_seed(new, group, metric))
+    mean, lo, hi = stats.interval_of(matrix, level, n_boot, seed)
+    return Gain(mean, lo, hi, len(names), level, seeds=len(pairs))
 
 
 def input_scores(test_root, convention: str = "rgb") -> dict:
@@ -278,8 +317,19 @@ class Table:
     meta: TableMeta
     paths: dict = field(default_factory=dict)
 
+    def banner(self) -> str:
+        """The toy profiles' one-line banner (pipeline demonstration, not evidence); "" for the others."""
+        from .ledger import TOY_PROFILES, toy_banner
+
+        if self.meta.profile not in TOY_PROFILES:
+            return ""
+        return f"{self.meta.profile} profile: " + toy_banner("../../docs/book/index.html")
+
     def markdown(self) -> str:
-        head = [f"### {self.meta.title}", ""] + [f"- **{k}**: {v}" for k, v in self.meta.items()]
+        head = [f"### {self.meta.title}", ""]
+        if self.banner():
+            head += [f"> **{self.banner()}**", ""]
+        head += [f"- **{k}**: {v}" for k, v in self.meta.items()]
         return "\n".join(head) + "\n\n" + markdown_table(self.display)
 
     def write(self, results: str | Path) -> dict[str, Path]:
@@ -288,6 +338,8 @@ class Table:
         results.mkdir(parents=True, exist_ok=True)
         csv, md = results / f"{self.name}.csv", results / f"{self.name}.md"
         head = "".join(f"# {k}: {v}\n" for k, v in self.meta.items())
+        if self.banner():
+            head += f"# status: {self.banner()}\n"
         csv.write_text(head + self.frame.to_csv(index=False))
         md.write_text(self.markdown())
         self.paths = {"csv": csv, "md": md}

@@ -83,7 +83,8 @@ meta = tables.table_meta(
     "Table 4: ablation study on the DDN-SIRR(-like) test set",
     evals["full"], tables.data_description(cfg), profile,
     notes=["paper columns: DDN-SIRR test, full-size training (reported)",
-           "'PSNR - Ours': configuration minus full MOSS per test image, mean and 95 % paired bootstrap CI",
+           "'PSNR - Ours': configuration minus full MOSS per test image, mean and 95 % paired bootstrap CI "
+           "(over test images for one seed; over seeds, then test images, for several)",
            "seed spread: '± sd' over seeds when more than one seed ran",
            f"steps per run: {cfg.optim.steps} (pre-training {cfg.optim.pretrain_steps})"
            + (" - a reduced budget (book.TABLE4_STEPS), not Table 1's runs" if overrides else "")]

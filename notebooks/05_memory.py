@@ -117,7 +117,8 @@ for path in figures:
 # %% [markdown]
 # ## The explorer
 #
-# Pick the checkpoint, a source (test set, real photos, or your own upload) and an image; move
+# Pick the checkpoint, a source (the test set, the unlabeled photos of D_U - real rain with real
+# data, procedural rain with the embedded data - or your own upload) and an image; move
 # the item slider to see that item's attention over the image (upsampled from $z(x)$'s grid)
 # and the input patches nearest to it. The usage histogram and the PCA mark the selected item.
 # Each new image costs one forward pass; changing the item costs no network call at all.
