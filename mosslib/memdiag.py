@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .evaluate import derain_tensor, evaluate_pairs
-from .tables import bootstrap_ci
+from .stats import image_ci
 
 __all__ = ["ABLATIONS", "memory_health", "ablated_read", "ablation_deltas", "real_photo_effect", "diagnose",
            "add_arguments", "run"]
@@ -142,7 +142,7 @@ def ablation_deltas(model, groups: Mapping[str, list], ablations: Iterable[str] 
         for g, base in per["trained"].items():
             d = [per[how][g][k] - base[k] for k in base]
             out["ablation"][how][g] = float(np.mean(d))
-            out["ablation_ci"][how][g] = list(bootstrap_ci(d, n_boot=n_boot))
+            out["ablation_ci"][how][g] = list(image_ci(d, n_boot=n_boot))
     return out
 
 

@@ -15,6 +15,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import stats
+
 __all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "screen_table", "seeds_table", "verdict",
            "WORKS_DB"]
 
@@ -33,27 +35,13 @@ def load_records(results: str | Path) -> dict[str, list[dict]]:
 
 def seed_image_bootstrap(per_seed: Sequence[Sequence[float]], level: float = 0.95, n_boot: int = 4000,
                          seed: int = 0) -> tuple[float, float, float]:
-    """(mean, lo, hi) of the mean of paired differences; ``per_seed[s]`` are seed s's per-image
-    differences. Each replicate draws seeds with replacement, then images with replacement within
-    each drawn seed, so the interval includes training noise; one seed gives the image bootstrap."""
-    arrays = [np.asarray(d, dtype=np.float64) for d in per_seed if len(d)]
-    if not arrays:
+    """(mean, lo, hi) of paired differences, ``per_seed[s]`` being seed s's per-image differences
+    on the same test images: :func:`mosslib.stats.interval_of` (seeds resampled, then images; one
+    seed gives the image bootstrap)."""
+    rows = [np.asarray(d, dtype=np.float64) for d in per_seed if len(d)]
+    if not rows:
         return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    mean = float(np.mean([a.mean() for a in arrays]))
-    if len({a.size for a in arrays}) == 1:  # the usual case: the same test images for every seed
-        m = np.stack(arrays)  # (S, N)
-        s_, n_ = m.shape
-        picks = rng.integers(0, s_, (n_boot, s_, 1))
-        reps = m[picks, rng.integers(0, n_, (n_boot, s_, n_))].mean(axis=(1, 2))
-    else:
-        reps = np.empty(n_boot)
-        for b in range(n_boot):
-            picks = rng.integers(0, len(arrays), len(arrays))
-            reps[b] = np.mean([arrays[i][rng.integers(0, arrays[i].size, arrays[i].size)].mean() for i in picks])
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(reps, [alpha, 1.0 - alpha])
-    return mean, float(lo), float(hi)
+    return stats.interval_of(np.stack(rows), level, n_boot, seed)
 
 
 def _fmt(mean: float, lo: float, hi: float, digits: int = 2) -> str:
