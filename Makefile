@@ -3,7 +3,9 @@
 #   make reproduce  - bootstrap .venv and execute the book (PROFILE=quick|cpu|paper|smoke, DATA_ROOT=...,
 #                     BOOK_ARGS='--only 01 --force')
 #   make lab        - JupyterLab on the notebooks
-#   make e2e        - the memory explorer tested in a real (headless) browser
+#   make e2e        - the memory explorer and the HTML book tested in a real (headless) browser
+#   make book-html  - re-render the committed cpu book into docs/book/ (no training: the notebooks that
+#                     need trained runs are shown from results/cpu/ and figures/cpu/; DATA_ROOT=...)
 #   make clean      - remove the build and the quick/smoke results and figures (rebuilt by `make reproduce`)
 #   make clean-runs - remove the training runs cached in runs/ (GBs after a book; the next book trains again)
 #   make distclean  - both, and the virtual environment
@@ -17,7 +19,7 @@ DATA_ROOT ?=
 BOOK_ARGS ?=
 export DATA_ROOT
 
-.PHONY: all test reproduce lab venv clean clean-runs distclean e2e bench
+.PHONY: all test reproduce lab venv clean clean-runs distclean e2e bench book-html
 
 all: test
 
@@ -42,6 +44,10 @@ bench: $(STAMP)
 # End-to-end: JupyterLab + headless Debian chromium (installed when missing) driving 05_memory.
 e2e: $(STAMP)
 	PY=$(PY) bash scripts/e2e.sh
+
+book-html: $(STAMP)
+	$(PY) -m mosslib book --profile cpu $(if $(DATA_ROOT),--data $(DATA_ROOT),) --only 00 03
+	$(PY) -m mosslib site --profile cpu $(if $(DATA_ROOT),--data $(DATA_ROOT),) --from-results --out docs/book
 
 lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks/

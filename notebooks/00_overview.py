@@ -8,6 +8,9 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   mosslib:
+#     reads:
+#     - '{results_dir}/{profile}/ledger.json'
 # ---
 
 # %% [markdown]
@@ -60,6 +63,21 @@ from mosslib.method.profiles import PROFILES, make_config
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 cfg = make_config(profile, "full", data_root=data_root or None)
 print(f"profile {profile}; results -> {dirs.results}; figures -> {dirs.figures}; runs -> {dirs.runs}")
+
+# %% [markdown]
+# ## Did MOSS reproduce? The claims ledger
+#
+# One row per claim of the paper, judged on this profile's tables (`results/<profile>/`, written by
+# the notebooks that follow; the book writes the ledger before it runs this notebook). Each verdict
+# names its evidence, what its interval covers, the training budget beside the paper's, and why.
+
+# %%
+from mosslib.apps import ledger
+
+claims = ledger.build_ledger(dirs.results, profile)
+display(Markdown(ledger.ledger_markdown(claims, profile, heading="### Claims ledger",
+                                        link=lambda c: f"{c.page}.ipynb",
+                                        audit_link="../../docs/release-audit.md")))  # from build/<profile>/
 
 # %% [markdown]
 # ## The equations and the code that implements them
@@ -131,9 +149,12 @@ for name in PROFILES:
         src = tables.data_description(c)
     except ValueError as exc:  # cpu / paper without a data root
         c, src = make_config(name, "full", data_root=""), f"needs real data ({exc})"
+    share = ledger.budget_share(c.optim.steps, c.data.batch_size, c.data.crop)
     prof.append({"profile": name, "steps": c.optim.steps, "pre-training steps": c.optim.pretrain_steps,
-                 "crop": c.data.crop, "batch": c.data.batch_size, "data": src})
+                 "crop": c.data.crop, "batch": c.data.batch_size,
+                 "steps x batch x crop pixels, share of the paper's": ledger.share_text(share), "data": src})
 display(Markdown(tables.markdown_table(pd.DataFrame(prof))))
+print(f"the paper: {ledger.paper_budget_text()} = 100 %")
 
 meta = run_metadata(seed=None)
 lines = [

@@ -26,7 +26,9 @@
 #   except in the `cpu` profile, whose Table 4 trains at a reduced budget).
 #
 # The gain is the paired difference per test image, with a 95 % bootstrap interval: with 10
-# images per group, a gain whose interval includes zero is not told apart from noise.
+# images per group, a gain whose interval includes zero is not told apart from noise. With one
+# seed the interval covers the test images only, not training noise, so no gain is called real;
+# with several seeds it resamples seeds, then images.
 # With the embedded data (profiles `smoke` and `quick`) the DDN-SIRR test set is replaced by
 # `sirr_like`, a DDN-SIRR-shaped set rendered on other photographs, so the book's numbers are not
 # comparable in absolute value to the paper's; the comparison is between the two training regimes.
@@ -83,7 +85,8 @@ meta = tables.table_meta(
     notes=[
         "paper rows: DDN-SIRR test, methods trained on DDN-SIRR's 9,100 labeled pairs (+ 147 real photos); PSNR only",
         "book rows: MOEDN trained with this profile; 'supervised' = ablation no_selftrain, 'MOSS' = full",
-        "gain = MOSS - supervised per test image, mean and 95 % paired bootstrap CI over test images",
+        "gain = MOSS - supervised per test image, mean and 95 % paired bootstrap CI over test images (one seed) "
+        "or over seeds, then test images (several seeds; mosslib.measure.stats)",
         "seed spread: '± sd' over seeds when more than one seed ran",
     ],
 )
@@ -119,10 +122,11 @@ fig = tables.comparison_figure(rows, titles, suptitle=f"test images, {profile} p
 tables.save_figure(fig, dirs.figures / "fig4_test.png")
 
 # %% [markdown]
-# ## Fig. 5: real rainy photos (no ground truth)
+# ## Fig. 5: rainy photos without ground truth ($\mathcal{D}_U$)
 #
-# The first photos of $\mathcal{D}_U$ (the unlabeled set the MOSS run trained on; DDN-SIRR's real
-# photos with real data). Downscaled to at most 384 pixels for speed.
+# The first photos of $\mathcal{D}_U$ (the unlabeled set the MOSS run trained on): DDN-SIRR's real
+# rainy photos with real data; with the embedded data (`smoke`, `quick`), photos with procedural
+# rain, which is not real rain. Downscaled to at most 384 pixels for speed.
 
 # %%
 import numpy as np
@@ -145,7 +149,8 @@ for path in photos:
     rows.append({"rainy photo": rainy, "supervised (D_C)": derain_tensor(sup_model, rainy),
                  "MOSS (D_C + D_U)": derain_tensor(moss_model, rainy)})
 if rows:
-    fig = tables.comparison_figure(rows, [p.name for p in photos], suptitle=f"real rainy photos ({real_dir.name}), {profile}")
+    kind = "real rainy photos" if d.root else "photos with procedural rain (embedded data, not real rain)"
+    fig = tables.comparison_figure(rows, [p.name for p in photos], suptitle=f"{kind} ({real_dir.name}), {profile}")
     tables.save_figure(fig, dirs.figures / "fig5_real.png")
 else:
     print("no unlabeled photos configured (data.unlabeled is empty): Fig. 5 skipped")

@@ -25,8 +25,9 @@
 # `python -m mosslib bench --profile <profile>` (also `make bench`). When the file is missing
 # this notebook runs the benchmark (inference timings only, `mosslib.apps.book.BENCH_FLAGS`); delete
 # the file to measure again. Rows: MOEDN (`moedn`, fp32, the network the book trains), its fast
-# inference path (`moedn-fast-...`, `mosslib.model.fast`), on x86 CPUs the int8 experiment (`moedn-int8`,
-# `mosslib.model.quantized`: faster, but not accurate enough to be offered for deraining), and the peers of `mosslib.model.baselines`
+# inference path (`moedn-fast-...`, `mosslib.model.fast`), in results measured before it left the package the
+# int8 experiment (`moedn-int8`, now `experiments/int8/`: faster, but not accurate enough to be offered for
+# deraining), and the peers of `mosslib.model.baselines`
 # written from their papers. Timings depend on the machine and on what else runs on it: compare
 # architectures within one run (the benchmark interleaves them), not across runs.
 

@@ -8,6 +8,9 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   mosslib:
+#     reads:
+#     - '{results_dir}/study'
 # ---
 
 # %% [markdown]
@@ -84,7 +87,8 @@ meta = tables.table_meta(
     "Table 4: ablation study on the DDN-SIRR(-like) test set",
     evals["full"], tables.data_description(cfg), profile,
     notes=["paper columns: DDN-SIRR test, full-size training (reported)",
-           "'PSNR - Ours': configuration minus full MOSS per test image, mean and 95 % paired bootstrap CI",
+           "'PSNR - Ours': configuration minus full MOSS per test image, mean and 95 % paired bootstrap CI "
+           "(over test images for one seed; over seeds, then test images, for several)",
            "seed spread: '± sd' over seeds when more than one seed ran",
            f"steps per run: {cfg.optim.steps} (pre-training {cfg.optim.pretrain_steps})"
            + (" - a reduced budget (book.TABLE4_STEPS), not Table 1's runs" if overrides else "")]
@@ -105,3 +109,22 @@ for g in tables.groups_of(evals["full"]):
         gain = tables.gain_of(evals["full"], evals[c], g, "psnr")
         lines.append("- " + gain.sentence(f"{paper.TABLE4_LABELS[c]} - Ours, {g}"))
 display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## What "w/o Memory" removes
+#
+# Removing a component only tests it if the component does something. The memory of the `full`
+# run, measured at test time (`mosslib memory`): its usage over the test inputs, how selective
+# its read is, and what PSNR does when the read is replaced by its per-image mean or by zeros.
+# The last lines are the verdict of the memory study (notebook 5, `results/study/`), which
+# trains the paper's memory and variants over several seeds.
+
+# %%
+from mosslib.measure import memstudy
+from mosslib.method.runs import memory_diagnosed
+
+display(Markdown(memstudy.diagnostics_markdown(memory_diagnosed(runs[[s.config for s in specs].index("full")]),
+                                               f"the {profile} `full` run of this table")))
+study = memstudy.load_records(dirs.results.parent / "study")
+if study["screen"] or study["seeds"]:
+    display(Markdown("**The memory study's verdict (cpu scale):**\n\n" + memstudy.verdict_markdown(memstudy.verdict(study))))

@@ -9,6 +9,9 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   mosslib:
+#     reads:
+#     - '{results_dir}/study'
 # ---
 
 # %% [markdown]
@@ -65,6 +68,31 @@ views = memviz.MemoryViews(models, all_images, index_images=memviz.spread(list(a
 print(f"run {run}: checkpoints {list(models)}; {len(all_images)} images, usage over {len(views.index_images)}")
 
 # %% [markdown]
+# ## Is the memory used?
+#
+# Before looking at what the items hold, a test of whether the decoder uses them at all: the
+# memory's usage and read sharpness over the test inputs, and the test-time ablations of
+# `mosslib memory` - the read $\hat z(x)$ replaced by its per-image spatial mean (no spatial
+# information left) or by zeros. If PSNR does not move, the memory is inert and the views below
+# show a component the network goes around. Written to `results/<profile>/memory.json`.
+
+# %%
+import json
+
+from IPython.display import Markdown
+
+from mosslib.measure import memstudy
+
+from mosslib.measure import tables
+from mosslib.method.runs import memory_diagnosed
+
+dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+diag = memory_diagnosed(run)
+dirs.results.mkdir(parents=True, exist_ok=True)
+(dirs.results / "memory.json").write_text(json.dumps(diag, indent=1) + "\n")
+display(Markdown(memstudy.diagnostics_markdown(diag, f"the {profile} profile's `full` run")))
+
+# %% [markdown]
 # ## Item usage
 #
 # An item is *alive* when it is the nearest item of at least one query over the image set.
@@ -91,7 +119,8 @@ for path in figures:
 # %% [markdown]
 # ## The explorer
 #
-# Pick the checkpoint, a source (test set, real photos, or your own upload) and an image; move
+# Pick the checkpoint, a source (the test set, the unlabeled photos of D_U - real rain with real
+# data, procedural rain with the embedded data - or your own upload) and an image; move
 # the item slider to see that item's attention over the image (upsampled from $z(x)$'s grid)
 # and the input patches nearest to it. The usage histogram and the PCA mark the selected item.
 # Each new image costs one forward pass; changing the item costs no network call at all.
@@ -101,3 +130,33 @@ from mosslib.apps.explorer.widgets import MemoryExplorer
 
 explorer = MemoryExplorer(views, {source: list(names) for source, names in sources.items()})
 explorer.widget
+
+# %% [markdown]
+# ## The memory study: what would make the memory work?
+#
+# `experiments/memory_study/run.py` trains, at the `cpu` profile's data and 128x128 crops, the
+# paper-faithful memory beside variants that make the read selective or keep the items alive:
+# a temperature on the cosine logits (0.1, 0.03), items rescaled to the query's norm, re-seeding
+# of dead items, k-means initialisation, and the hard Gumbel-softmax read of the authors' own
+# training code (their anneal from 1.0 to 0.03 by 0.99998 per step, and the same anneal
+# compressed into this budget), with the encoder-to-decoder fusion on and off. Every arm is
+# screened on one seed (supervised pre-training); the paper-faithful arm and the two arms with
+# the largest ablation cost on the validation pairs then get three seeds of MOSS and of its
+# supervised twin. Intervals resample seeds, then test images. The records are in
+# `results/study/`; the rule for each answer is in `mosslib.measure.memstudy.verdict`.
+
+# %%
+study = memstudy.load_records(dirs.results.parent / "study")
+if not study["screen"]:
+    display(Markdown("No study results yet: run `python experiments/memory_study/run.py` (hours, resumable)."))
+else:
+    display(Markdown("**Screen** (one seed, supervised pre-training; DDN-SIRR test PSNR; "
+                     "'ablation': PSNR of the mean read minus as trained, 95 % CI over images):"))
+    display(memstudy.screen_table(study).round(3))
+    if study["seeds"]:
+        display(Markdown("**Over seeds** (MOSS and its supervised twin from the same pre-training):"))
+        display(memstudy.seeds_table(study).round(2))
+    display(Markdown("**Verdict**\n\n" + memstudy.verdict_markdown(memstudy.verdict(study))))
+    for jpg in sorted((dirs.results.parent / "study" / "figures").glob("*.jpg")):
+        print(f"{jpg.stem}: real photos (left: input, right: output)")
+        display(Image(filename=str(jpg)))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end browser test of the memory explorer (`make e2e`): JupyterLab on 127.0.0.1 with a
-# token, 05_memory opened in headless Debian chromium driven by Playwright (no browser download),
-# all cells run, the item slider moved, the attention image checked. Screenshots: build/e2e/.
+# End-to-end browser tests (`make e2e`), in headless Debian chromium driven by Playwright (no
+# browser download): the memory explorer (JupyterLab on 127.0.0.1 with a token, 05_memory opened,
+# all cells run, the item slider moved, the attention image checked) and the HTML book (the smoke
+# book executed, its index.html opened from the file system, the ledger's link followed to the
+# Table 1 page). Screenshots: build/e2e/.
 # Installs Debian's chromium when missing (as root) and playwright into the venv when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -57,7 +57,8 @@ def role(module: str) -> str | None:
 
 
 def test_every_module_sits_in_a_role_folder():
-    loose = [m for m in modules() if role(m) is None and m not in ("mosslib", "mosslib.__main__")]
+    # mosslib.cli: the entry point that console scripts of older installs name (a one-line shim)
+    loose = [m for m in modules() if role(m) is None and m not in ("mosslib", "mosslib.__main__", "mosslib.cli")]
     assert loose == []
 
 

@@ -52,7 +52,9 @@ def test_paired_gain_pairs_by_name_not_by_position():
     g = tables.paired_gain(a, b)
     assert g.mean == pytest.approx(1.0) and g.n == 3
     assert (g.lo, g.hi) == pytest.approx((1.0, 1.0))
-    assert g.significant and g.text() == "+1.00 [+1.00, +1.00]"
+    assert g.text() == "+1.00 [+1.00, +1.00]"
+    # an interval of no width tells nothing: never "a real difference"
+    assert g.degenerate and not g.significant and "real difference" not in g.sentence("x")
     with pytest.raises(ValueError, match="no test image in common"):
         tables.paired_gain({"a": 1.0}, {"b": 2.0})
 
@@ -69,6 +71,9 @@ def test_noise_is_not_a_gain_but_a_consistent_shift_is():
     assert "excludes zero" in g1.sentence("x")
     tiny = tables.Gain(1e-5, 1e-6, 2e-5, 8)
     assert tiny.significant and "no difference at this precision" in tiny.sentence("x")
+    # one seed: the wording says the interval covers test images only, and never calls the gain real
+    assert g1.seeds == 1 and "one seed" in g1.sentence("x") and "not training noise" in g1.sentence("x")
+    assert not g1.real and "not called a real difference" in g1.sentence("x")
 
 
 def test_per_image_averages_seeds_and_caps_infinite_psnr():

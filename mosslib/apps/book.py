@@ -10,6 +10,12 @@ parameters, the mosslib sources and the files it declares it reads (``mosslib: r
 jupytext header) - is unchanged and the files it wrote are still there. Training runs are cached
 by configuration (:mod:`mosslib.method.runs`), so an interrupted book resumes where it stopped.
 
+After the notebooks that write the tables, the book writes the claims ledger
+(``results/<profile>/ledger.{md,csv,json}``, :mod:`mosslib.ledger`; for ``cpu`` also the README's
+block between ``<!-- ledger:start -->`` and ``<!-- ledger:end -->``), then runs the notebooks that
+show it (those that list ``ledger.json`` among the files they read: ``00_overview``), and ends by
+rendering the executed notebooks as a static HTML book in ``build/<profile>/site/`` (:mod:`mosslib.apps.site`).
+
 Notebooks use :func:`train_runs` (training with visible progress), :func:`limited_setups` (the
 data of Tables 2-3) and :func:`timing_results` (Fig. 8's measurements).
 """
@@ -19,13 +25,14 @@ import ast
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .bookruns import (BookError, _say, RunSpec, _follow, train_runs, evaluate_runs, LimitedSetup, table4_configs, table4_training_order, table4_overrides, limited_overrides, limited_setups, timing_results, BOOK_ENV, LIMITED_STEPS, TABLE4_CONFIGS, TABLE4_STEPS, BENCH_FLAGS)  # noqa: F401 (re-exported)
+from . import ledger, site
+from .bookruns import (NOTEBOOK_NAME, find_notebooks, BookError, _say, RunSpec, _follow, train_runs, evaluate_runs, LimitedSetup, table4_configs, table4_training_order, table4_overrides, limited_overrides, limited_setups, timing_results, BOOK_ENV, LIMITED_STEPS, TABLE4_CONFIGS, TABLE4_STEPS, BENCH_FLAGS)  # noqa: F401 (re-exported)
+from ..measure import places
 from ..method.profiles import PROFILES
 
 __all__ = [
@@ -62,18 +69,9 @@ PARAMETERS = ("profile", "data_root", "results_dir", "figures_dir", "runs_dir")
 # Passed only to notebooks that declare them: seeds (with --seeds) and cache_dir (the build folder,
 # for notebooks that cache derived files, e.g. 06_real_world's derained photos).
 OPTIONAL_PARAMETERS = ("seeds", "cache_dir")
-NOTEBOOK_NAME = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.py$")
 
 
 # -- notebooks ----------------------------------------------------------------------------------
-def find_notebooks(folder: str | os.PathLike) -> list[Path]:
-    """``NN_name.py`` notebooks of a folder, in order of NN."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BookError(f"{folder}: no notebooks folder")
-    return sorted(p for p in folder.iterdir() if NOTEBOOK_NAME.match(p.name))
-
-
 def read_notebook(path: str | os.PathLike):
     """The jupytext notebook of ``path`` as an nbformat node (kernel python3 when it names none)."""
     import jupytext  # lazy: only the book runner needs the notebook tools
@@ -160,9 +158,19 @@ def _reads(nb, params: Mapping) -> list[Path]:
     return [Path(str(r).format(**params)) for r in reads]
 
 
+def _read_digest(p: Path) -> str:
+    """A declared input's hash: a file's bytes, or a folder's files (names and bytes), or "missing"."""
+    if p.is_file():
+        return _sha(p.read_bytes())
+    if p.is_dir():
+        return _sha(b"".join(str(f.relative_to(p)).encode() + _sha(f.read_bytes()).encode()
+                             for f in sorted(p.rglob("*")) if f.is_file()))
+    return "missing"
+
+
 def notebook_stamp(path: str | os.PathLike, nb, params: Mapping, digest: str | None = None) -> str:
     """Hash of what a notebook's results depend on: its text, parameters, mosslib and the files it reads."""
-    reads = {str(p): (_sha(p.read_bytes()) if p.is_file() else "missing") for p in _reads(nb, params)}
+    reads = {str(p): _read_digest(p) for p in _reads(nb, params)}
     blob = {
         "notebook": _sha(Path(path).read_bytes()),
         "parameters": dict(sorted(params.items())),
@@ -224,9 +232,21 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
     _say(f"profile {profile}, data {data_text}, {len(paths)} notebooks -> {out_dir}")
     failed: list[str] = []
     t_book = time.perf_counter()
-    for i, path in enumerate(paths, 1):
+    ledger_file = Path(params["results_dir"]) / profile / LEDGER_FILE
+    # a notebook that shows the claims ledger (it lists the ledger among the files it reads) runs after the
+    # others, once the ledger has been written from the tables they wrote
+    readers = [p for p in paths if _reads_ledger(p, params, ledger_file)]
+    order = [p for p in paths if p not in readers] + readers
+    numbers = {p: i for i, p in enumerate(paths, 1)}
+    ledger_written = False
+    for path in order:
+        i = numbers[path]
+        if path in readers and not ledger_written and not dry_run:
+            _write_ledger(profile, params, results_dir)
+            ledger_written = True
         if failed and not keep_going:
-            _say(f"not run: {', '.join(p.stem for p in paths[i - 1:])} (after a failure; --keep-going runs them)")
+            rest = order[order.index(path):]
+            _say(f"not run: {', '.join(p.stem for p in rest)} (after a failure; --keep-going runs them)")
             break
         head = f"{i}/{len(paths)} {path.stem}"
         try:
@@ -271,6 +291,10 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
         stamp_file.write_text(json.dumps({"stamp": stamp, "outputs": outputs, "seconds": round(time.time() - t0, 1)},
                                          indent=1) + "\n")
         _say(f"{head} done in {time.time() - t0:.0f} s ({len(outputs)} files written)")
+    if not dry_run:  # the ledger and the HTML book show whatever tables exist, also after a failure
+        if not ledger_written:
+            _write_ledger(profile, params, results_dir)
+        _render_site(profile, params, notebooks, build_dir, results_dir, figures_dir)
     total = time.perf_counter() - t_book
     if failed:
         _say(f"FAILED: {', '.join(failed)} ({total:.0f} s)")
@@ -279,8 +303,41 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
     if dry_run:
         _say("dry run: nothing executed")
         return 0
-    _say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}")
+    _say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}, "
+         f"HTML book in {out_dir / 'site'}/index.html")
     return 0
+
+
+# -- after the notebooks: the claims ledger and the HTML book -------------------------------------
+LEDGER_FILE = "ledger.json"
+
+
+def _reads_ledger(path: Path, params: Mapping, ledger_file: Path) -> bool:
+    try:
+        nb = read_notebook(path)
+    except BookError:
+        return False
+    return any(p.resolve() == ledger_file.resolve() for p in _reads(nb, params))
+
+
+def _write_ledger(profile: str, params: Mapping, results_dir: str) -> None:
+    """``results/<profile>/ledger.{md,csv,json}`` from the tables; for ``cpu`` in this checkout, the README block."""
+    results = Path(params["results_dir"]) / profile
+    written = ledger.write_ledger(results, profile)
+    counts = {v: sum(c.verdict == v for c in written["claims"]) for v in ledger.VERDICTS}
+    _say("claims ledger: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" -> {written['paths']['md']}")
+    # the README shows the committed evidence only: the cpu profile, written into this checkout's results
+    if profile == "cpu" and Path(params["results_dir"]).resolve() == (places.repo_root() / "results").resolve():
+        if ledger.update_readme(places.repo_root() / "README.md", ledger.readme_markdown(written["claims"], profile)):
+            _say("README: the ledger block between its markers is updated")
+
+
+def _render_site(profile: str, params: Mapping, notebooks, build_dir, results_dir: str, figures_dir: str) -> None:
+    try:
+        site.render_site(profile, build_dir, Path(params["results_dir"]), Path(params["figures_dir"]), notebooks,
+                         data_root=params["data_root"] or None)
+    except Exception as exc:  # the HTML book is a view: a failure there is reported, the book's results stand
+        _say(f"HTML book not rendered: {type(exc).__name__}: {exc}")
 
 
 # -- command line -------------------------------------------------------------------------------

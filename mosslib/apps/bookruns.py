@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -25,12 +26,23 @@ from ..method.runs import evaluated, run_dir, trained
 from ..method.trainset import data_root as resolve_root
 
 
+NOTEBOOK_NAME = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.py$")
+
+
 class BookError(RuntimeError):
     """A notebook that cannot be run as part of the book (the message names it)."""
 
 
 def _say(message: str) -> None:
     print(f"[book] {message}", flush=True)
+
+
+def find_notebooks(folder: str | os.PathLike) -> list[Path]:
+    """``NN_name.py`` notebooks of a folder, in order of NN."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BookError(f"{folder}: no notebooks folder")
+    return sorted(p for p in folder.iterdir() if NOTEBOOK_NAME.match(p.name))
 
 
 # -- training runs shared by the notebooks ------------------------------------------------------

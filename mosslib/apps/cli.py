@@ -18,9 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mosslib.apps.train", "pre-train and self-train MOEDN (MOSS) with a profile"),
     "evaluate": ("mosslib.apps.evaluate", "PSNR/SSIM of a model, or of the rainy inputs, on a test set"),
     "derain": ("mosslib.apps.derain", "derain your own photos (files, folders, globs)"),
+    "memory": ("mosslib.apps.memory", "is the rain memory used? usage, read sharpness, norms and ablations of a model's memory"),
     "export": ("mosslib.apps.export", "export a run's best model (fp16) with a model card, e.g. the shipped model"),
     "bench": ("mosslib.apps.bench", "side-by-side speed benchmark of MOEDN and its peers"),
     "book": ("mosslib.apps.book", "execute the reproduction book's notebooks with papermill"),
+    "site": ("mosslib.apps.site", "render the executed book (and its claims ledger) as static HTML pages"),
 }
 
 

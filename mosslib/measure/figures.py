@@ -10,8 +10,6 @@ import pandas as pd
 
 from . import paper
 
-__all__ = ["save_figure", "comparison_figure", "limited_figure", "timing_figure", "ablation_figure"]
-
 
 # -- figures ----------------------------------------------------------------------------------
 def _plt():

@@ -1,126 +1,145 @@
-"""Statistics of the book's tables: per-image scores over seeds, paired bootstrap gains with
-confidence intervals, and the rainy inputs' own scores (the paper's Input rows)."""
+"""Intervals for the book's gains: a bootstrap over test images, and over seeds then images.
+
+A gain is the mean of paired per-image differences ``new - base``. With one training seed the only
+resampling unit is the test image, so the interval says how the gain would move on other test
+images of the same kind, not how it would move if the model were trained again. With several seeds
+(every seed scored on the same test images) :func:`hierarchical_ci` resamples seeds, then images,
+so the interval covers training noise too.
+
+:func:`verdict_of` is the one rule the book's wording follows: a difference is *real* only when
+its interval excludes zero and the interval is not degenerate (no width, fewer than two images, or
+not finite). Pure functions of numbers: no files, no torch.
+"""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from .evaluate import evaluate_pairs, summarise
-from ..data.layouts import open_dataset
-
-__all__ = ["PSNR_CAP", "METRICS", "Gain", "bootstrap_ci", "paired_gain", "per_image", "split_stats", "gain_of",
-           "input_scores", "groups_of"]
-
-PSNR_CAP = 100.0  # identical images give inf; capped as in mosslib.measure.evaluate.summarise
-METRICS = ("psnr", "ssim")
-
-
-# -- statistics ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Gain:
-    """Mean paired difference (b - a) over ``n`` test images with its bootstrap interval."""
-
-    mean: float
-    lo: float
-    hi: float
-    n: int
-    level: float = 0.95
-
-    @property
-    def significant(self) -> bool:
-        """True when the interval excludes zero (a gain distinguishable from noise)."""
-        return bool(self.lo > 0 or self.hi < 0)
-
-    def text(self, digits: int = 2) -> str:
-        """``+1.23 [+0.80, +1.60]``."""
-        if math.isnan(self.mean):
-            return "n/a"
-        return f"{self.mean:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}]"
-
-    def sentence(self, what: str, unit: str = "dB", digits: int = 2) -> str:
-        """A line for the narrative: the gain, its interval, n and whether it is told from noise."""
-        if math.isnan(self.mean):
-            return f"{what}: no paired test images"
-        if max(abs(self.lo), abs(self.hi)) < 0.5 * 10**-digits:
-            return f"{what}: {self.mean:+.{digits}f} {unit} ({self.n} images) - no difference at this precision"
-        verdict = ("the interval excludes zero: a real difference on this test set" if self.significant
-                   else "the interval includes zero: not distinguishable from noise on these images")
-        return (f"{what}: {self.mean:+.{digits}f} {unit} (95 % bootstrap CI {self.lo:+.{digits}f} to "
-                f"{self.hi:+.{digits}f}, {self.n} images) - {verdict}")
+__all__ = [
+    "image_ci",
+    "hierarchical_ci",
+    "paired_matrix",
+    "interval_of",
+    "is_degenerate",
+    "excludes_zero",
+    "verdict_of",
+    "coverage_text",
+]
 
 
-def bootstrap_ci(diffs: Sequence[float], level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``diffs`` (resampling images with replacement)."""
-    d = np.asarray(diffs, dtype=np.float64)
-    if d.size == 0:
-        return math.nan, math.nan
+def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise ValueError(f"confidence level must lie in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+
+
+def _quantiles(means: np.ndarray, level: float) -> tuple[float, float]:
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
 
 
-def paired_gain(a: Mapping[str, float], b: Mapping[str, float], level: float = 0.95, n_boot: int = 10000,
-                seed: int = 0) -> Gain:
-    """Gain of ``b`` over ``a`` (per-image values keyed by image name), paired by name."""
-    names = [k for k in a if k in b]
+def image_ci(diffs: Sequence[float], level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``diffs``, resampling images with replacement."""
+    d = np.asarray(diffs, dtype=np.float64).ravel()
+    _check_level(level)
+    if d.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    return _quantiles(means, level)
+
+
+def hierarchical_ci(diffs, level: float = 0.95, n_boot: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of the mean of a (seeds x images) matrix of paired differences.
+
+    Each replicate draws seeds with replacement, then images with replacement (the test images are
+    the same for every seed, so one image draw is applied to the drawn seeds' rows), and takes the
+    mean of that sub-matrix. With one row this is :func:`image_ci`'s interval.
+    """
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.ndim == 1:
+        d = d[None, :]
+    if d.ndim != 2:
+        raise ValueError(f"expected a (seeds x images) matrix, got shape {d.shape}")
+    _check_level(level)
+    n_s, n_i = d.shape
+    if d.size == 0:
+        return math.nan, math.nan
+    if n_s == 1:
+        return image_ci(d[0], level, n_boot, seed)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    chunk = 500
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        s_idx = rng.integers(0, n_s, size=(k, n_s))
+        i_idx = rng.integers(0, n_i, size=(k, n_i))
+        rows = d[s_idx]  # (k, n_s, n_i)
+        picked = np.take_along_axis(rows, np.broadcast_to(i_idx[:, None, :], (k, n_s, n_i)), axis=2)
+        means[start:start + k] = picked.mean(axis=(1, 2))
+    return _quantiles(means, level)
+
+
+def paired_matrix(base: Mapping[object, Mapping[str, float]], new: Mapping[object, Mapping[str, float]]):
+    """(seeds x images) differences ``new - base`` from ``{seed: {image: value}}`` of each side.
+
+    Seeds are paired by their key where both sides have the same keys, else by sorted order (each
+    run is then compared with its partner in order); images by name, in the first seed's order.
+    Returns ``(matrix, seed_pairs, image_names)``; ValueError when no image is in common.
+    """
+    b_keys, n_keys = sorted(base, key=str), sorted(new, key=str)
+    if not b_keys or not n_keys:
+        raise ValueError("no seeds to pair (an empty side)")
+    if set(b_keys) == set(n_keys):
+        pairs = [(k, k) for k in b_keys]
+    else:
+        pairs = list(zip(b_keys, n_keys))
+    names = [k for k in base[pairs[0][0]] if all(k in base[a] and k in new[b] for a, b in pairs)]
     if not names:
-        raise ValueError(f"no test image in common to pair (a has {list(a)[:3]}..., b has {list(b)[:3]}...)")
-    d = np.array([b[k] - a[k] for k in names], dtype=np.float64)
-    lo, hi = bootstrap_ci(d, level, n_boot, seed)
-    return Gain(float(d.mean()), lo, hi, len(names), level)
+        first_b, first_n = list(base[pairs[0][0]]), list(new[pairs[0][1]])
+        raise ValueError(f"no test image in common to pair (a has {first_b[:3]}..., b has {first_n[:3]}...)")
+    m = np.array([[new[b][k] - base[a][k] for k in names] for a, b in pairs], dtype=np.float64)
+    return m, pairs, names
 
 
-def _rows(ev: Mapping, group: str) -> list[dict]:
-    per = ev["per_image"]
-    if group in per:
-        return list(per[group])
-    if group == "all":
-        return [r for rows in per.values() for r in rows]
-    raise KeyError(f"no test group {group!r} in these scores; they have {sorted(per)}")
+def interval_of(matrix, level: float = 0.95, n_boot: int | None = None, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, lo, hi) of a (seeds x images) difference matrix: images only for one seed, else hierarchical."""
+    d = np.asarray(matrix, dtype=np.float64)
+    if d.ndim == 1:
+        d = d[None, :]
+    if d.size == 0:
+        return math.nan, math.nan, math.nan
+    if d.shape[0] == 1:
+        lo, hi = image_ci(d[0], level, n_boot or 10000, seed)
+    else:
+        lo, hi = hierarchical_ci(d, level, n_boot or 10000, seed)
+    return float(d.mean()), lo, hi
 
 
-def per_image(evals: Sequence[Mapping], group: str, metric: str) -> dict[str, float]:
-    """``{image name: value}`` of one group, averaged over the seeds' scores (PSNR capped at 100)."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; use one of {METRICS}")
-    if not evals:
-        raise ValueError("no scores given (an empty list of evaluations)")
-    acc: dict[str, list[float]] = {}
-    for ev in evals:
-        for r in _rows(ev, group):
-            v = float(r[metric])
-            acc.setdefault(r["name"], []).append(min(v, PSNR_CAP) if metric == "psnr" else v)
-    return {k: float(np.mean(v)) for k, v in acc.items()}
+def is_degenerate(lo: float, hi: float, n_images: int, rel: float = 1e-9) -> bool:
+    """An interval that cannot tell anything: not finite, fewer than 2 images, or no width."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or n_images < 2:
+        return True
+    return (hi - lo) <= rel * max(1.0, abs(lo), abs(hi))
 
 
-def split_stats(evals: Sequence[Mapping], group: str, metric: str) -> tuple[float, float]:
-    """(mean over seeds of the group mean, standard deviation over seeds; nan for one seed)."""
-    vals = [float(np.mean(list(per_image([ev], group, metric).values()))) for ev in evals]
-    return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan)
+def excludes_zero(lo: float, hi: float) -> bool:
+    return bool(lo > 0 or hi < 0)
 
 
-def gain_of(base: Sequence[Mapping], new: Sequence[Mapping], group: str, metric: str, **kw) -> Gain:
-    """Paired bootstrap gain of ``new`` over ``base`` on one test group."""
-    return paired_gain(per_image(base, group, metric), per_image(new, group, metric), **kw)
+def verdict_of(mean: float, lo: float, hi: float, n_images: int, digits: int = 2) -> str:
+    """``"real"``, ``"noise"`` (interval includes zero), ``"degenerate"`` or ``"below precision"``."""
+    if math.isnan(mean) or is_degenerate(lo, hi, n_images):
+        return "degenerate"
+    if max(abs(lo), abs(hi)) < 0.5 * 10**-digits:
+        return "below precision"
+    return "real" if excludes_zero(lo, hi) else "noise"
 
 
-def input_scores(test_root, convention: str = "rgb") -> dict:
-    """Scores of the rainy test images themselves (the paper's "Input" column), shaped like evaluated()."""
-
-    ds = open_dataset(test_root)
-    per = evaluate_pairs(ds.test_groups(), None, convention)
-    return {"test": str(ds.root), "convention": convention, "splits": summarise(per), "per_image": per, "seed": None}
-
-
-def groups_of(evals: Sequence[Mapping]) -> list[str]:
-    """The test groups of a set of scores, DDN-SIRR's dense and sparse first."""
-    names = list(evals[0]["per_image"]) if evals else []
-    order = [g for g in ("dense", "sparse") if g in names]
-    return order + [g for g in names if g not in order]
+def coverage_text(n_seeds: int, n_images: int) -> str:
+    """What an interval covers, in words: seeds and images, or (one seed) test images only."""
+    if n_seeds > 1:
+        return f"{n_images} images, {n_seeds} seeds: resampling seeds then images, it covers training noise too"
+    return f"{n_images} images, one seed: it covers test images only, not training noise"

@@ -7,8 +7,10 @@ names the profile, the data, the metric convention, the number of test images an
 
 Scores come as lists of :func:`mosslib.method.runs.evaluated` results, one per seed:
 ``{"splits": {group: {"n", "psnr", "ssim"}}, "per_image": {group: [{"name", "psnr", "ssim"}]}}``.
-A gain is the mean of paired per-image differences (per-image values averaged over seeds first)
-with a 95 % percentile bootstrap interval over test images.
+A gain is the mean of paired per-image differences with a 95 % percentile bootstrap interval
+(:mod:`mosslib.measure.stats`): over test images for one seed, over seeds and then test images when
+several seeds ran. A difference is called real only when that interval excludes zero and is not
+degenerate.
 """
 from __future__ import annotations
 
@@ -22,10 +24,15 @@ import pandas as pd
 
 from . import paper
 from .figures import (save_figure, comparison_figure, limited_figure, timing_figure, ablation_figure)  # noqa: F401 (re-exported)
+from .gains import (METRICS, PSNR_CAP, Gain, bootstrap_ci, paired_gain, _rows, per_image, split_stats, per_seed, gain_of, input_scores, groups_of)  # noqa: F401 (re-exported)
 from .metrics import CONVENTIONS
-from .stats import (METRICS, PSNR_CAP, Gain, bootstrap_ci, paired_gain, _rows, per_image, split_stats, gain_of, input_scores, groups_of)  # noqa: F401 (re-exported)
+from .places import (repo_root, BookDirs, resolve_path, book_dirs, portable_path)  # noqa: F401 (re-exported)
 
 __all__ = [
+    "TOY_PROFILES",
+    "TOY_BANNER",
+    "CPU_BOOK",
+    "toy_banner",
     "repo_root",
     "BookDirs",
     "book_dirs",
@@ -35,6 +42,7 @@ __all__ = [
     "paired_gain",
     "per_image",
     "split_stats",
+    "per_seed",
     "gain_of",
     "input_scores",
     "groups_of",
@@ -63,34 +71,15 @@ __all__ = [
 DIGITS = {"psnr": 2, "ssim": 3}
 
 
-# -- where things go ---------------------------------------------------------------------------
-def repo_root() -> Path:
-    """The checkout that holds the mosslib package (relative book paths start here)."""
-    return Path(__file__).resolve().parents[2]
+TOY_PROFILES = ("smoke", "quick")
+CPU_BOOK = "docs/book/index.html"  # the committed evidence, relative to the repository root
+TOY_BANNER = ("pipeline demonstration at toy scale, not evidence; the evidence is the cpu book "
+              "([docs/book/index.html]({link}))")
 
 
-@dataclass(frozen=True)
-class BookDirs:
-    """``results/<profile>``, ``figures/<profile>`` and the runs folder, as absolute paths."""
-
-    results: Path
-    figures: Path
-    runs: Path
-
-
-def resolve_path(p: str | Path) -> Path:
-    """A notebook's folder parameter as an absolute path: a relative one starts at :func:`repo_root`
-    (not at the working directory, which is ``notebooks/`` under ``make lab``)."""
-    p = Path(p).expanduser()
-    return p if p.is_absolute() else repo_root() / p
-
-
-def book_dirs(profile: str, results_dir: str = "results", figures_dir: str = "figures", runs_dir: str = "runs") -> BookDirs:
-    """Resolve the notebooks' folder parameters (:func:`resolve_path`) and create them."""
-    dirs = BookDirs(resolve_path(results_dir) / profile, resolve_path(figures_dir) / profile, resolve_path(runs_dir))
-    for d in (dirs.results, dirs.figures, dirs.runs):
-        d.mkdir(parents=True, exist_ok=True)
-    return dirs
+def toy_banner(link: str = CPU_BOOK) -> str:
+    """The one-line banner of every toy-profile table and page."""
+    return TOY_BANNER.format(link=link)
 
 
 # -- table metadata ------------------------------------------------------------------------------
@@ -115,21 +104,6 @@ class TableMeta:
             out.append(("seeds", f"{len(self.seeds)} ({', '.join(str(s) for s in self.seeds)})"))
         out.append(("paper", f"{paper.CITATION}; its numbers are marked {paper.REPORTED}"))
         return out + [("note", note) for note in self.notes]
-
-
-def portable_path(path: str | Path, data_root: str | Path | None = None) -> str:
-    """A path as committed results write it, the same on every machine: ``$DATA_ROOT/...`` under
-    the data root, relative under the checkout, else the folder's name (never an absolute path)."""
-    path = Path(path).expanduser().resolve()
-    for base, prefix in ((data_root, "$DATA_ROOT"), (repo_root(), "")):
-        if base:
-            try:
-                rel = path.relative_to(Path(base).expanduser().resolve())
-            except ValueError:
-                continue
-            text = rel.as_posix()
-            return (f"{prefix}/{text}" if text != "." else prefix) if prefix else (text if text != "." else ".")
-    return path.name
 
 
 def data_source(cfg) -> str:
@@ -187,8 +161,17 @@ class Table:
     meta: TableMeta
     paths: dict = field(default_factory=dict)
 
+    def banner(self) -> str:
+        """The toy profiles' one-line banner (pipeline demonstration, not evidence); "" for the others."""
+        if self.meta.profile not in TOY_PROFILES:
+            return ""
+        return f"{self.meta.profile} profile: " + toy_banner("../../docs/book/index.html")
+
     def markdown(self) -> str:
-        head = [f"### {self.meta.title}", ""] + [f"- **{k}**: {v}" for k, v in self.meta.items()]
+        head = [f"### {self.meta.title}", ""]
+        if self.banner():
+            head += [f"> **{self.banner()}**", ""]
+        head += [f"- **{k}**: {v}" for k, v in self.meta.items()]
         return "\n".join(head) + "\n\n" + markdown_table(self.display)
 
     def write(self, results: str | Path) -> dict[str, Path]:
@@ -197,6 +180,8 @@ class Table:
         results.mkdir(parents=True, exist_ok=True)
         csv, md = results / f"{self.name}.csv", results / f"{self.name}.md"
         head = "".join(f"# {k}: {v}\n" for k, v in self.meta.items())
+        if self.banner():
+            head += f"# status: {self.banner()}\n"
         csv.write_text(head + self.frame.to_csv(index=False))
         md.write_text(self.markdown())
         self.paths = {"csv": csv, "md": md}

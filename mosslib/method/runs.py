@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..data.layouts import open_dataset
 from ..measure.evaluate import evaluate_pairs, summarise
+from ..measure.memdiag import diagnose
 from ..measure.metrics import describe
 from .checkpoint import atomic_write_text, load_checkpoint, load_model
 from .lineage import extend_run, extends, fork_pretrained, pretraining_matches
@@ -125,5 +126,22 @@ def evaluated(run: str | os.PathLike, convention: str = "rgb", which: str = "bes
         "seed": cfg.seed,
         "config_hash": config_hash(cfg),
     }
+    atomic_write_text(json.dumps(result, indent=2) + "\n", cache)
+    return result
+
+
+def memory_diagnosed(run: str | os.PathLike, which: str = "best") -> dict:
+    """The memory diagnostics (:func:`mosslib.measure.memdiag.diagnose`) of a run's model on its test
+    set, cached in the run folder; ``{}`` for a run without a memory."""
+    run = Path(run)
+    cfg = config_of_run(run)
+    if cfg.arch != "moedn" or not cfg.model.use_memory:
+        return {}
+    cache = run / f"memory-{which}-{config_hash(cfg)}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    model = load_model(run, which=which)
+    result = {"run": run.name, "which": which, "profile": cfg.profile, "seed": cfg.seed,
+              **diagnose(model, test_dataset(cfg.data).test_groups(), n_boot=2000)}
     atomic_write_text(json.dumps(result, indent=2) + "\n", cache)
     return result

@@ -25,6 +25,14 @@ class ModelConfig:
     memory_items: int = 512  # m
     memory_decay: float = 0.999  # tau of Eq. 3
     memory_seed: int = 0  # seed of the item initialisation (random unit vectors)
+    # memory variants (the memory study; defaults = the paper's Eq. 3-5, see memory.py)
+    memory_read: str = "soft"  # "soft" (Eq. 4) | "gumbel" (hard Gumbel-softmax in training, as the authors' training code)
+    memory_temperature: float = 1.0  # T of softmax(s / T); for "gumbel" the start of the anneal
+    memory_min_temperature: float = 0.03  # "gumbel": the anneal's floor
+    memory_anneal: float = 0.99998  # "gumbel": T multiplied by this per training update
+    memory_rescale: bool = False  # read unit-norm items, rescaled to the query's norm
+    memory_reseed: int = 0  # every N updates, re-seed unchosen items from current queries (0: off)
+    memory_kmeans: int = 0  # k-means iterations initialising the items from the first batch (0: off)
     use_memory: bool = True  # False: z_hat = z (Table 4, "w/o Memory")
     use_skip: bool = True  # False: no s(x) - g(x) subtraction (Table 4, "w/o Skip-Connect")
     fuse: bool = True  # encoder-to-decoder fusion (the release has it, the paper's Fig. 2 does not; see network.py)
@@ -34,6 +42,12 @@ class ModelConfig:
     def latent_dim(self) -> int:
         """c, the channel count of z(x) and the memory items' dimension."""
         return self.ngf + self.num_blocks * self.delta
+
+    def memory_options(self) -> dict:
+        """The keyword options of :class:`mosslib.memory.RainMemory` for this configuration."""
+        return dict(read=self.memory_read, temperature=self.memory_temperature,
+                    min_temperature=self.memory_min_temperature, anneal=self.memory_anneal,
+                    rescale=self.memory_rescale, reseed=self.memory_reseed, kmeans=self.memory_kmeans)
 
     @property
     def multiple(self) -> int:
@@ -46,6 +60,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.init not in ("identity", "default"):
             raise ValueError(f"ModelConfig.init must be 'identity' or 'default', got {self.init!r}")
+        if self.memory_read not in ("soft", "gumbel"):
+            raise ValueError(f"ModelConfig.memory_read must be 'soft' or 'gumbel', got {self.memory_read!r}")
         if not 0 <= self.num_scales <= self.num_blocks:
             raise ValueError(f"ModelConfig.num_scales must lie in [0, num_blocks], got {self.num_scales}")
 

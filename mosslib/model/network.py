@@ -122,7 +122,7 @@ class MOEDN(nn.Module):
         self.head = nn.Conv2d(3, cfg.ngf, 3, padding=1, bias=False)
         self.encoder = _encoder(cfg)
         self.memory = (
-            RainMemory(cfg.memory_items, cfg.latent_dim, cfg.memory_decay, seed=cfg.memory_seed)
+            RainMemory(cfg.memory_items, cfg.latent_dim, cfg.memory_decay, seed=cfg.memory_seed, **cfg.memory_options())
             if cfg.use_memory
             else None
         )

@@ -1,0 +1,254 @@
+"""The memory study's training grid (issue 30): resumable, one training job at a time.
+
+    python experiments/memory_study/run.py [--runs DIR] [--results results/study] [--until HH:MM] [--dry-run]
+
+Every finished job leaves a small JSON record in ``--results`` (committed); a job whose record
+exists is skipped, so the grid continues in a later session from the records alone (the run
+folders under ``--runs`` are a cache: a lost one is trained again). Jobs, in order:
+
+1. screen: every arm, seed 0, supervised for ``PRETRAIN`` steps (the pre-training every later
+   run shares); record = memory health, ablation deltas on the validation pairs and on the
+   DDN-SIRR test set, test PSNR, the effect on real photos, and a small figure.
+2. seeds: the paper-faithful arm and the two arms chosen by the rule in README.md, seeds 0-2:
+   ``full`` (MOSS, ``STEPS`` steps, self-training after ``PRETRAIN``) and ``no_selftrain``, both
+   forked from that seed's pre-training; record = the same measures for both runs.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mosslib.method.checkpoint import load_model  # noqa: E402
+from mosslib.data.layouts import open_dataset  # noqa: E402
+from mosslib.method.runs import config_of_run  # noqa: E402
+from mosslib.data.imageio import read_rgb  # noqa: E402
+from mosslib.measure.memdiag import ablation_deltas, memory_health, real_photo_effect  # noqa: E402
+from mosslib.method.profiles import make_config  # noqa: E402
+
+PRETRAIN, STEPS = 1500, 3000
+SEEDS = (0, 1, 2)
+GUMBEL_FAST_ANNEAL = 0.03 ** (1.0 / STEPS)  # the authors' 1.0 -> 0.03 anneal compressed into this budget
+COMMON = [f"optim.pretrain_steps={PRETRAIN}", "optim.lr_decay_from=0", "optim.val_every=500", "optim.ckpt_every=250"]
+
+# arm -> ModelConfig overrides (the paper-faithful memory first; screening order = priority)
+ARMS: dict[str, list[str]] = {
+    "paper": [],
+    "gumbel_fast": ["model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}"],
+    "t0.1": ["model.memory_temperature=0.1"],
+    "t0.03": ["model.memory_temperature=0.03"],
+    "rescale": ["model.memory_rescale=true"],
+    "reseed": ["model.memory_reseed=100"],
+    "kmeans": ["model.memory_kmeans=10"],
+    "gumbel": ["model.memory_read=gumbel"],
+    "paper_nofuse": ["model.fuse=false"],
+    "gumbel_fast_nofuse": ["model.fuse=false", "model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}"],
+}
+REAL_PHOTOS = 12  # of the 147 DDN-SIRR real photos, evenly spread, for the real-rain measures
+FIGURE_PHOTOS = ("2.jpg", "37.jpg", "101.jpg")
+
+
+def say(msg: str) -> None:
+    print(f"[{dt.datetime.now():%H:%M:%S} study] {msg}", flush=True)
+
+
+def overrides(arm: str, steps: int) -> list[str]:
+    return COMMON + [f"optim.steps={steps}"] + ARMS[arm]
+
+
+class ValPair:
+    """A validation pair in the shape evaluate_pairs expects (name, load())."""
+
+    def __init__(self, name: str, rainy: np.ndarray, clean: np.ndarray):
+        self.name, self._pair = name, (rainy, clean)
+
+    def load(self):
+        return self._pair
+
+
+def validation_groups(cfg) -> dict:
+    from mosslib.method.trainset import build_training_data
+
+    data = build_training_data(cfg)
+    pairs = [ValPair(f"val{i}", r, c) for i, ((r, c), g) in enumerate(zip(data.val, data.val_groups)) if g == "labeled"]
+    return {"val": pairs}
+
+
+def real_photos(data_root: Path) -> dict:
+    files = sorted((data_root / "DDN-SIRR" / "real_input").glob("*.jpg"), key=lambda p: int(p.stem))
+    idx = np.linspace(0, len(files) - 1, REAL_PHOTOS - len(FIGURE_PHOTOS)).round().astype(int)
+    chosen = [f for f in files if f.name in FIGURE_PHOTOS] + [files[i] for i in idx if files[i].name not in FIGURE_PHOTOS]
+    return {f.name: read_rgb(f) for f in chosen}
+
+
+def measure(run: Path, data_root: Path, cache: dict, figure: Path | None = None) -> dict:
+    """Everything the study records of one trained run (its validation-selected best.pt)."""
+    cfg = config_of_run(run)
+    model = load_model(run, which="best")
+    if "test" not in cache:
+        cache["test"] = open_dataset(data_root / "DDN-SIRR").test_groups()
+        cache["real"] = real_photos(data_root)
+    if ("val", cfg.seed) not in cache:  # the validation split depends on the seed
+        cache[("val", cfg.seed)] = validation_groups(cfg)
+    test = ablation_deltas(model, cache["test"], n_boot=2000)
+    val = ablation_deltas(model, cache[("val", cfg.seed)], n_boot=2000)
+    images = [p.load()[0] for rows in cache["test"].values() for p in rows]
+    rec = {
+        "run_config": json.loads((run / "config.json").read_text()),
+        "best": json.loads((run / "done.json").read_text())["best"],
+        "health": memory_health(model, images),
+        "test": {k: test[k] for k in ("trained", "ablation", "ablation_ci")},
+        "test_per_image": test["per_image"],  # {"trained"|"mean"|"zeros": {split: {image: psnr}}}
+        "val": {k: val[k] for k in ("trained", "ablation", "ablation_ci")},
+        "real": real_photo_effect(model, cache["real"]),
+    }
+    if figure is not None:
+        save_real_figure(model, cache["real"], figure)
+    return rec
+
+
+def save_real_figure(model, photos: dict, path: Path) -> None:
+    from PIL import Image
+
+    from mosslib.measure.evaluate import derain_tensor
+
+    rows = []
+    for name in FIGURE_PHOTOS:
+        img = photos.get(name)
+        if img is None:
+            continue
+        out = derain_tensor(model, img)
+        pair = np.concatenate([img, out], axis=1)
+        h = 200
+        w = int(pair.shape[1] * h / pair.shape[0])
+        rows.append(np.asarray(Image.fromarray(pair).resize((w, h), Image.LANCZOS)))
+    if not rows:
+        return
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(path, quality=85)
+
+
+def train(arm: str, seed: int, config: str, steps: int, runs: Path, data_root: Path, fork: Path | None,
+          deadline: float | None) -> Path | None:
+    """Train one run to completion (resumed when its folder holds a checkpoint); None when the
+    deadline stopped it first."""
+    out = runs / arm / f"s{seed}-{config}-{steps}"
+    if (out / "done.json").exists():
+        return out
+    cmd = [sys.executable, "-m", "mosslib", "train", "--profile", "cpu", "--config", config, "--data", str(data_root),
+           "--seed", str(seed), "--out", str(out), "--quiet"]
+    for o in overrides(arm, steps):
+        cmd += ["--set", o]
+    if (out / "checkpoint.pt").exists():
+        cmd.append("--resume")
+    elif fork is not None and (fork / "pretrain.pt").exists():
+        cmd += ["--fork-from", str(fork)]
+    if deadline is not None:
+        left = deadline - time.time()
+        if left < 120:
+            return None
+        cmd += ["--time-limit", str(int(left))]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    say(f"train {arm} seed {seed} {config} {steps} steps -> {out}")
+    with open(out.parent / f"s{seed}-{config}-{steps}.log", "a") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    return out if (out / "done.json").exists() else None
+
+
+def chosen_arms(results: Path) -> list[str] | None:
+    """The rule fixed before screening (README.md): the paper-faithful arm plus the two arms with
+    the largest memory-ablation cost on the *validation* pairs ("mean" read, most negative delta)
+    among those whose validation PSNR is within 0.3 dB of the paper-faithful arm's; None until
+    every arm is screened."""
+    recs = {}
+    for arm in ARMS:
+        f = results / "screen" / f"{arm}.json"
+        if not f.exists():
+            return None
+        recs[arm] = json.loads(f.read_text())
+    base = recs["paper"]["val"]["trained"]["val"]
+    ok = [a for a in ARMS if a != "paper" and recs[a]["val"]["trained"]["val"] >= base - 0.3]
+    ok.sort(key=lambda a: recs[a]["val"]["ablation"]["mean"]["val"])
+    return ["paper"] + ok[:2]
+
+
+def write(path: Path, rec: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rec, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default=os.environ.get("MOSSLIB_STUDY_RUNS", str(REPO / "runs" / "study")))
+    p.add_argument("--results", default=str(REPO / "results" / "study"))
+    p.add_argument("--data", default=os.environ.get("DATA_ROOT", str(REPO.parent / "shared" / "data")))
+    p.add_argument("--until", default=None, help="HH:MM (UTC, today): start nothing that cannot end by then")
+    p.add_argument("--dry-run", action="store_true")
+    args = p.parse_args()
+    runs, results, data_root = Path(args.runs), Path(args.results), Path(args.data).resolve()
+    deadline = None
+    if args.until:
+        hh, mm = map(int, args.until.split(":"))
+        now = dt.datetime.now(dt.timezone.utc)
+        deadline = now.replace(hour=hh, minute=mm, second=0).timestamp()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    cache: dict = {}
+    for arm in ARMS:  # 1. screening
+        rec_path = results / "screen" / f"{arm}.json"
+        if rec_path.exists():
+            continue
+        if args.dry_run:
+            say(f"would screen {arm}: {overrides(arm, PRETRAIN)}")
+            continue
+        run = train(arm, 0, "full", PRETRAIN, runs, data_root, None, deadline)
+        if run is None:
+            say("deadline: stopping")
+            return 0
+        rec = {"arm": arm, "seed": 0, "kind": "screen", **measure(run, data_root, cache, results / "figures" / f"{arm}.jpg")}
+        write(rec_path, rec)
+        say(f"screened {arm}: test {rec['test']['trained']}, mean-ablation {rec['test']['ablation']['mean']}")
+    arms = chosen_arms(results)
+    if arms is None:
+        say("screening incomplete; seeds wait")
+        return 0
+    say(f"arms for 3 seeds: {arms}")
+    for seed in SEEDS:  # 2. seeds, seed-major so every arm gets seed 0 and 1 before any gets seed 2
+        for arm in arms:
+            for config in ("full", "no_selftrain"):
+                rec_path = results / "seeds" / f"{arm}-s{seed}-{config}.json"
+                if rec_path.exists():
+                    continue
+                if args.dry_run:
+                    say(f"would train {arm} seed {seed} {config}")
+                    continue
+                pre = train(arm, seed, "full", PRETRAIN, runs, data_root, None, deadline)
+                run = pre and train(arm, seed, config, STEPS, runs, data_root, pre, deadline)
+                if run is None:
+                    say("deadline: stopping")
+                    return 0
+                rec = {"arm": arm, "seed": seed, "kind": config, **measure(run, data_root, cache)}
+                write(rec_path, rec)
+                say(f"{arm} seed {seed} {config}: test {rec['test']['trained']}")
+    say("grid complete")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

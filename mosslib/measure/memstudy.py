@@ -1,0 +1,235 @@
+"""The memory study's results (issue 30): tables and a verdict read from ``results/study/``.
+
+The grid itself is ``experiments/memory_study/run.py``; each finished job leaves a JSON
+record: ``screen/<arm>.json`` (one seed, supervised pre-training only) and
+``seeds/<arm>-s<seed>-<full|no_selftrain>.json``. Intervals cover training noise and test
+images together: :func:`seed_image_bootstrap` resamples seeds, then images within each seed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+
+__all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "screen_table", "seeds_table", "verdict",
+           "WORKS_DB"]
+
+SPLITS = ("dense", "sparse")
+WORKS_DB = 0.3  # a memory "works" when ablating its read costs at least this much, dense (issue 30)
+
+
+def load_records(results: str | Path) -> dict[str, list[dict]]:
+    """``{"screen": [...], "seeds": [...]}`` of the study's JSON records (empty lists when absent)."""
+    root = Path(results)
+    out = {}
+    for kind in ("screen", "seeds"):
+        out[kind] = [json.loads(p.read_text()) for p in sorted((root / kind).glob("*.json"))]
+    return out
+
+
+def seed_image_bootstrap(per_seed: Sequence[Sequence[float]], level: float = 0.95, n_boot: int = 4000,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """(mean, lo, hi) of paired differences, ``per_seed[s]`` being seed s's per-image differences
+    on the same test images: :func:`mosslib.measure.stats.interval_of` (seeds resampled, then images; one
+    seed gives the image bootstrap)."""
+    rows = [np.asarray(d, dtype=np.float64) for d in per_seed if len(d)]
+    if not rows:
+        return math.nan, math.nan, math.nan
+    return stats.interval_of(np.stack(rows), level, n_boot, seed)
+
+
+def _fmt(mean: float, lo: float, hi: float, digits: int = 2) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def _diffs(rec: dict, how: str, split: str) -> list[float]:
+    per = rec["test_per_image"]
+    base = per["trained"][split]
+    return [per[how][split][k] - base[k] for k in base]
+
+
+def screen_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
+    """One row per screened arm (one seed, supervised): accuracy, memory health, ablation cost
+    (PSNR of the "mean" read minus as trained, 95 % interval over test images), real photos."""
+    rows = []
+    for r in records["screen"]:
+        h, t = r["health"], r["test"]
+        row = {
+            "arm": r["arm"],
+            "val PSNR": r["val"]["trained"]["val"],
+            "dense": t["trained"]["dense"],
+            "sparse": t["trained"]["sparse"],
+            "alive items": h["usage"]["alive"],
+            "top share": h["usage"]["top_share"],
+            "perplexity": h["usage"]["perplexity"],
+            "max weight": h["attention"]["max_weight"],
+            "entropy / log m": h["attention"]["entropy"] / h["attention"]["uniform_entropy"],
+        }
+        for split in SPLITS:
+            lo, hi = t["ablation_ci"]["mean"][split]
+            row[f"ablation {split}"] = _fmt(t["ablation"]["mean"][split], lo, hi)
+        row["ablation val"] = _fmt(r["val"]["ablation"]["mean"]["val"], *r["val"]["ablation_ci"]["mean"]["val"])
+        row["real: removed"] = r["real"]["removed"]
+        row["real: memory share"] = r["real"]["ablation_change"]["mean"] / max(r["real"]["removed"], 1e-9)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
+
+
+def _by_arm(records: Mapping[str, list[dict]]) -> dict[str, dict[int, dict[str, dict]]]:
+    arms: dict[str, dict[int, dict[str, dict]]] = {}
+    for r in records["seeds"]:
+        arms.setdefault(r["arm"], {}).setdefault(int(r["seed"]), {})[r["kind"]] = r
+    return arms
+
+
+def _paired(a: dict, b: dict, split: str) -> list[float]:
+    """Per-image PSNR of run b minus run a (as trained), paired by image name."""
+    pa, pb = a["test_per_image"]["trained"][split], b["test_per_image"]["trained"][split]
+    return [pb[k] - pa[k] for k in pa if k in pb]
+
+
+def arm_summary(seeds: Mapping[int, Mapping[str, dict]]) -> dict:
+    """Means and seed-and-image intervals of one arm: MOSS and supervised PSNR, the
+    self-training gain (full minus no_selftrain, same seed), the ablation cost of both runs."""
+    full = [s["full"] for s in seeds.values() if "full" in s]
+    sup = [s["no_selftrain"] for s in seeds.values() if "no_selftrain" in s]
+    both = [(s["no_selftrain"], s["full"]) for s in seeds.values() if "full" in s and "no_selftrain" in s]
+    out: dict = {"seeds": len(full), "seeds_paired": len(both)}
+    for split in SPLITS:
+        out[f"moss {split}"] = float(np.mean([r["test"]["trained"][split] for r in full])) if full else math.nan
+        out[f"supervised {split}"] = float(np.mean([r["test"]["trained"][split] for r in sup])) if sup else math.nan
+        out[f"gain {split}"] = seed_image_bootstrap([_paired(a, b, split) for a, b in both])
+        out[f"ablation {split}"] = seed_image_bootstrap([_diffs(r, "mean", split) for r in full])
+        out[f"ablation supervised {split}"] = seed_image_bootstrap([_diffs(r, "mean", split) for r in sup])
+    out["real removed"] = float(np.mean([r["real"]["removed"] for r in full])) if full else math.nan
+    out["alive"] = float(np.mean([r["health"]["usage"]["alive"] for r in full])) if full else math.nan
+    out["max weight"] = float(np.mean([r["health"]["attention"]["max_weight"] for r in full])) if full else math.nan
+    return out
+
+
+def seeds_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
+    """One row per arm trained over several seeds (MOSS and its supervised twin per seed)."""
+    rows = []
+    for arm, seeds in _by_arm(records).items():
+        s = arm_summary(seeds)
+        row = {"arm": arm, "seeds": s["seeds"]}
+        for split in SPLITS:
+            row[f"MOSS {split}"] = s[f"moss {split}"]
+            row[f"supervised {split}"] = s[f"supervised {split}"]
+            row[f"self-training gain {split}"] = _fmt(*s[f"gain {split}"])
+            row[f"memory ablation {split}"] = _fmt(*s[f"ablation {split}"])
+        row["alive items"] = s["alive"]
+        row["real: removed"] = s["real removed"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
+
+
+def _excludes_zero(lo: float, hi: float) -> bool:
+    return not math.isnan(lo) and (lo > 0 or hi < 0)
+
+
+def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
+    """The study's three answers, each ``{"answer": "yes"|"no"|"open", "text": ...}``, computed from
+    the records by rules written here: (1) the paper-faithful memory carries information when
+    ablating its read costs PSNR with an interval over seeds and images below zero; (2) a variant
+    works when that cost is at least ``WORKS_DB`` dB dense (interval below zero) and its MOSS PSNR
+    is not below the baseline's (the interval of the difference reaches zero or above);
+    (3) a working memory changes the self-training gain when the gains' difference excludes zero."""
+    arms = _by_arm(records)
+    screened = {r["arm"]: r for r in records["screen"]}
+    out = {}
+    base = arms.get(baseline)
+    if base:
+        s = arm_summary(base)
+        m, lo, hi = s["ablation dense"]
+        ms, los, his = s["ablation sparse"]
+        carries = hi < 0 or his < 0
+        out["carries"] = {"answer": "yes" if carries else "no", "text": (
+            f"ablating the paper-faithful memory's read (its per-image mean instead of z_hat) changes MOSS's PSNR by "
+            f"{_fmt(m, lo, hi)} dB dense and {_fmt(ms, los, his)} dB sparse ({s['seeds']} seeds x test images, 95 %): "
+            + ("the memory carries information the decoder uses." if carries else
+               "no loss distinguishable from zero: the memory is inert, the decoder goes around it."))}
+    elif baseline in screened:
+        t = screened[baseline]["test"]
+        lo, hi = t["ablation_ci"]["mean"]["dense"]
+        out["carries"] = {"answer": "open", "text": (
+            f"screen only (one seed, supervised): ablating the paper-faithful read changes PSNR by "
+            f"{_fmt(t['ablation']['mean']['dense'], lo, hi)} dB dense; seeds pending.")}
+    else:
+        out["carries"] = {"answer": "open", "text": "no result of the paper-faithful arm yet."}
+    working, tried = [], []
+    for arm, seeds in arms.items():
+        if arm == baseline:
+            continue
+        s = arm_summary(seeds)
+        m, lo, hi = s["ablation dense"]
+        tried.append(arm)
+        if base and hi < 0 and m <= -WORKS_DB:
+            common = [k for k in seeds if k in base and "full" in seeds[k] and "full" in base[k]]
+            dm, dlo, dhi = seed_image_bootstrap([_paired(base[k]["full"], seeds[k]["full"], "dense") for k in common])
+            if not math.isnan(dhi) and dhi >= 0:
+                working.append((arm, m, lo, hi, dm, dlo, dhi, s))
+    if working:
+        arm, m, lo, hi, dm, dlo, dhi, s = min(working, key=lambda w: w[1])
+        out["works"] = {"answer": "yes", "arm": arm, "text": (
+            f"'{arm}': ablating its read costs {_fmt(m, lo, hi)} dB dense, and its MOSS PSNR differs from the "
+            f"paper-faithful arm's by {_fmt(dm, dlo, dhi)} dB dense ({s['seeds']} seeds).")}
+        b, w = arm_summary(base), s
+        pair = {"full", "no_selftrain"}
+        common = [k for k in seeds if k in base and pair <= set(seeds[k]) and pair <= set(base[k])]
+        gm = seed_image_bootstrap([np.subtract(_paired(seeds[k]["no_selftrain"], seeds[k]["full"], "dense"),
+                                               _paired(base[k]["no_selftrain"], base[k]["full"], "dense"))
+                                   for k in common])
+        changed = _excludes_zero(gm[1], gm[2])
+        out["changes"] = {"answer": "yes" if changed else "no", "text": (
+            f"self-training gain dense: {_fmt(*w['gain dense'])} dB with '{arm}' against {_fmt(*b['gain dense'])} dB "
+            f"paper-faithful (difference {_fmt(*gm)}); rain removed on real photos (mean |output - input|, 8-bit): "
+            f"{w['real removed']:.2f} against {b['real removed']:.2f}.")}
+    else:
+        done = ", ".join(tried) if tried else "none yet"
+        out["works"] = {"answer": "no" if tried and base else "open", "text": (
+            f"no variant trained over seeds met the rule (ablation cost >= {WORKS_DB} dB dense, interval below zero, "
+            f"PSNR not below the paper-faithful arm); arms over seeds: {done}.")}
+        out["changes"] = {"answer": "open" if not tried else "no", "text": "no working memory to compare with."}
+    return out
+
+
+def diagnostics_markdown(diag: Mapping, label: str = "this model") -> str:
+    """A reader's paragraph for one model's memory diagnostics (``mosslib memory`` output)."""
+    if not diag:
+        return f"{label} has no memory."
+    u, a = diag["usage"], diag["attention"]
+    lines = [
+        f"**Is the memory used? ({label})** {u['alive']} of {diag['items']} items are ever the nearest item over the "
+        f"test inputs, and the most used takes {100 * u['top_share']:.0f} % of the queries (perplexity "
+        f"{u['perplexity']:.1f}). The read's largest weight is {a['max_weight']:.4f} on average, against "
+        f"{1 / diag['items']:.4f} for a uniform read (entropy {a['entropy']:.2f} of at most {a['uniform_entropy']:.2f}).",
+        "",
+        "| read of the memory at test time | " + " | ".join(diag["trained"]) + " |",
+        "|---|" + "---|" * len(diag["trained"]),
+        "| as trained (Eq. 4-5), PSNR | " + " | ".join(f"{v:.2f}" for v in diag["trained"].values()) + " |",
+    ]
+    names = {"mean": "z_hat replaced by its per-image mean, minus as trained",
+             "zeros": "z_hat replaced by zeros, minus as trained"}
+    for how, by_group in diag["ablation"].items():
+        cells = [_fmt(d, *diag["ablation_ci"][how][g]) for g, d in by_group.items()]
+        lines.append(f"| {names.get(how, how)} | " + " | ".join(cells) + " |")
+    lines += ["", "Intervals: 95 % paired bootstrap over the test images (one model: training noise not included). "
+              "A memory whose ablation costs nothing is inert: the decoder goes around it."]
+    return "\n".join(lines)
+
+
+def verdict_markdown(v: Mapping) -> str:
+    """The study's three answers as a short list."""
+    q = {"carries": "Does the memory, as the paper specifies it, carry information?",
+         "works": "Which formulation makes it do so?",
+         "changes": "Does a working memory change the self-training gain or real-rain removal?"}
+    return "\n".join(f"- **{q[k]}** {v[k]['answer']}: {v[k]['text']}" for k in q if k in v)

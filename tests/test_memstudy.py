@@ -1,0 +1,83 @@
+"""The memory study's tables and verdict, on hand-made records."""
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from mosslib.measure.memstudy import load_records, screen_table, seed_image_bootstrap, seeds_table, verdict
+
+IMAGES = [f"im{i}" for i in range(10)]
+
+
+def _rec(arm, seed, kind, base, ablation_cost, noise=0.0, removed=10.0):
+    rng = np.random.default_rng(zlib.crc32(repr((arm, seed, kind)).encode()))  # stable: str hash() varies per process
+    trained = {s: {k: base + (3 if s == "sparse" else 0) + noise * rng.standard_normal() for k in IMAGES}
+               for s in ("dense", "sparse")}
+    mean = {s: {k: v - ablation_cost for k, v in trained[s].items()} for s in trained}
+    zeros = {s: {k: v - 2 * ablation_cost for k, v in trained[s].items()} for s in trained}
+    avg = {s: float(np.mean(list(trained[s].values()))) for s in trained}
+    return {
+        "arm": arm, "seed": seed, "kind": kind,
+        "health": {"usage": {"alive": 5, "top_share": 0.5, "perplexity": 3.0},
+                   "attention": {"max_weight": 0.1, "entropy": 3.0, "uniform_entropy": 6.0}},
+        "test": {"trained": avg, "ablation": {"mean": {s: -ablation_cost for s in avg}},
+                 "ablation_ci": {"mean": {s: [-ablation_cost - 0.1, -ablation_cost + 0.1] for s in avg}}},
+        "test_per_image": {"trained": trained, "mean": mean, "zeros": zeros},
+        "val": {"trained": {"val": base + 5}, "ablation": {"mean": {"val": -ablation_cost}},
+                "ablation_ci": {"mean": {"val": [-ablation_cost - 0.1, -ablation_cost + 0.1]}}},
+        "real": {"n": 3, "removed": removed, "ablation_change": {"mean": 1.0, "zeros": 2.0}},
+    }
+
+
+def _write(tmp_path, recs):
+    for r in recs:
+        d = tmp_path / ("screen" if r["kind"] == "screen" else "seeds")
+        d.mkdir(exist_ok=True)
+        name = r["arm"] if r["kind"] == "screen" else f"{r['arm']}-s{r['seed']}-{r['kind']}"
+        (d / f"{name}.json").write_text(json.dumps(r))
+    return load_records(tmp_path)
+
+
+def test_bootstrap_one_seed_is_the_image_bootstrap_and_seeds_widen_it():
+    m, lo, hi = seed_image_bootstrap([[1.0] * 10])
+    assert (m, lo, hi) == (1.0, 1.0, 1.0)
+    same = seed_image_bootstrap([[0.5, 1.5] * 5] * 3)
+    spread = seed_image_bootstrap([[0.5, 1.5] * 5, [2.5, 3.5] * 5, [-1.5, -0.5] * 5])
+    assert spread[2] - spread[1] > same[2] - same[1]  # seed-to-seed noise is in the interval
+    assert spread[0] == pytest.approx(1.0)
+    assert np.isnan(seed_image_bootstrap([])[0])
+
+
+def test_inert_paper_memory_and_a_working_variant(tmp_path):
+    recs = [_rec("paper", 0, "screen", 18.0, 0.0), _rec("t0.1", 0, "screen", 18.0, 0.5)]
+    for s in range(3):
+        recs += [_rec("paper", s, "full", 18.2, 0.0, 0.05), _rec("paper", s, "no_selftrain", 18.0, 0.0, 0.05),
+                 _rec("t0.1", s, "full", 18.5, 0.6, 0.05, removed=14.0), _rec("t0.1", s, "no_selftrain", 18.0, 0.6, 0.05)]
+    records = _write(tmp_path, recs)
+    st = screen_table(records)
+    assert list(st.index) == ["paper", "t0.1"] and st.loc["paper", "dense"] == pytest.approx(18.0)
+    table = seeds_table(records)
+    assert table.loc["paper", "seeds"] == 3
+    assert float(table.loc["t0.1", "self-training gain dense"].split()[0]) == pytest.approx(0.5, abs=0.05)
+    v = verdict(records)
+    assert v["carries"]["answer"] == "no"
+    assert v["works"]["answer"] == "yes" and v["works"]["arm"] == "t0.1"
+    assert v["changes"]["answer"] == "yes"  # gain +0.5 against +0.2
+
+
+def test_no_variant_works_when_its_ablation_is_too_small_or_it_loses_accuracy(tmp_path):
+    recs = []
+    for s in range(3):
+        recs += [_rec("paper", s, "full", 18.2, 0.0, 0.05), _rec("paper", s, "no_selftrain", 18.0, 0.0, 0.05),
+                 _rec("small", s, "full", 18.2, 0.1, 0.05), _rec("small", s, "no_selftrain", 18.0, 0.1, 0.05),
+                 _rec("worse", s, "full", 17.0, 1.0, 0.05), _rec("worse", s, "no_selftrain", 17.0, 1.0, 0.05)]
+    v = verdict(_write(tmp_path, recs))
+    assert v["works"]["answer"] == "no" and "small" in v["works"]["text"] and "worse" in v["works"]["text"]
+
+
+def test_open_answers_before_the_seeds_exist(tmp_path):
+    v = verdict(_write(tmp_path, [_rec("paper", 0, "screen", 18.0, 0.0)]))
+    assert v["carries"]["answer"] == "open" and "screen only" in v["carries"]["text"]
+    assert v["works"]["answer"] == "open"
+    assert verdict(load_records(tmp_path / "none"))["carries"]["answer"] == "open"
