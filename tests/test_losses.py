@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mosslib.method import losses
@@ -87,3 +88,17 @@ def test_teacher_multi_tensor_update_equals_the_per_tensor_eq7(tiny_model_config
     for k, v in t.net.state_dict().items():
         assert torch.equal(v, ref[k]), k
     assert not torch.equal(t.net.head.weight, s.head.weight)  # it averaged, it did not copy
+
+
+def test_moss_loss_is_eq12_on_hand_worked_numbers():
+    """L = l1 * L_SU + l2 * L_UN + l3 * L_TV, each term worked out by hand on 1x1x2x2 images."""
+    out_l = torch.tensor([[[[0.0, 0.5], [1.0, -1.0]]]])
+    y_l = torch.tensor([[[[0.5, 0.5], [0.0, -1.0]]]])  # |diff| = 0.5, 0, 1, 0 -> L_SU = 0.375
+    out_n = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    y_hat = torch.zeros(1, 1, 2, 2)  # L_UN = 0.25; TV: rows |-1|, |0| -> 0.5; cols |-1|, |0| -> 0.5; 1.0
+    terms = losses.moss_loss(out_l, y_l, out_n, y_hat, lambdas=(2.0, 3.0, 0.1))
+    assert float(terms["l_su"]) == 0.375 and float(terms["l_un"]) == 0.25 and float(terms["l_tv"]) == 1.0
+    assert float(terms["loss"]) == pytest.approx(2.0 * 0.375 + 3.0 * 0.25 + 0.1 * 1.0)  # 1.6 (float32)
+    # pre-training (no noisy pairs): Eq. 6 alone, the other terms zero
+    pre = losses.moss_loss(out_l, y_l, lambdas=(2.0, 3.0, 0.1))
+    assert float(pre["loss"]) == 0.75 and float(pre["l_un"]) == float(pre["l_tv"]) == 0.0

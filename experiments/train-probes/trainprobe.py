@@ -51,9 +51,10 @@ def set_memory_format(trainer: Trainer, memory_format: str) -> None:
         raise ValueError(f"memory format must be auto, channels_last or contiguous, got {memory_format!r}")
     if memory_format == "auto":
         return
-    trainer.model.channels_last = memory_format == "channels_last"
-    if trainer.model.channels_last and trainer.device.type == "cuda":  # cuDNN's NHWC kernels want NHWC weights
-        trainer.model.to(memory_format=torch.channels_last)
+    for net in (trainer.model, trainer.teacher.net):  # the teacher is a copy made at construction
+        net.channels_last = memory_format == "channels_last"
+        if net.channels_last and trainer.device.type == "cuda":  # cuDNN's NHWC kernels want NHWC weights
+            net.to(memory_format=torch.channels_last)
 
 
 def time_train_layouts(cfg, device="cpu", steps: int = 20, warmup: int = 3) -> dict:
