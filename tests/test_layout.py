@@ -119,3 +119,19 @@ def test_help_texts_state_no_measured_numbers(command):
     the README contradicted): results and docs carry them, with the command that re-makes them."""
     text = build_parser(command).format_help()
     assert not MEASURED.search(text), MEASURED.search(text).group(0)
+
+
+def test_a_lazy_import_says_why():
+    """Every import inside a function is a heavy or optional dependency, with a comment saying so."""
+    silent = []
+    for name, path in modules().items():
+        if name == "mosslib":  # the package's lazy export of derain is the point of its __getattr__
+            continue
+        lines = path.read_text().splitlines()
+        tree = ast.parse(path.read_text())
+        head = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in head:
+                if "#" not in lines[node.lineno - 1]:
+                    silent.append(f"{name}:{node.lineno} {lines[node.lineno - 1].strip()}")
+    assert silent == []

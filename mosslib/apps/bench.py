@@ -26,6 +26,7 @@ import csv
 import json
 import math
 import os
+import platform
 import statistics
 import sys
 import time
@@ -231,7 +232,6 @@ def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU's model with its thread count (recorded beside every timing)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
 
     name = platform.processor() or platform.machine()
     try:
@@ -247,7 +247,7 @@ def device_name(device: torch.device) -> str:
 
 def trace_ops(device="cpu", side: int = 256, rows: int = 12) -> str:
     """torch.profiler tables (self CPU time) of MOEDN fp32 and its fast path, 3 forwards each."""
-    from torch.profiler import profile
+    from torch.profiler import profile  # lazy: only --trace-ops needs the profiler
 
     torch.manual_seed(0)
     net = build_model("moedn").eval().to(device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import os
 import re
 import subprocess
@@ -260,8 +261,6 @@ def timing_results(profile: str, results: str | os.PathLike, timeout: float = 12
     ``results`` is the profile's results folder. Raises :class:`BookError` with the command to run
     when the benchmark is not available or fails.
     """
-    import importlib.util
-
     path = Path(results) / "timing.csv"
     if path.exists():
         return path

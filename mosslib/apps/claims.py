@@ -7,6 +7,8 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from .evidence import Evidence, Claim, _read_table, _seeds_count, _test_images, _notes, _where, _f, _profile_budget, _steps_from_notes, gain_verdict, _weakest, _interval_words, _missing, PAGES
 from .userstudy import read_choices
 from .userstudy import tally
@@ -269,7 +271,6 @@ def _fig6_claim(results: Path, profile: str) -> Claim:
         return _missing("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
                         "no rater has answered the blind study for this profile (no answers in "
                         f"{path.name}); the paper's protocol (its Appendix C) is not available")
-    import numpy as np
 
     t = tally(answers)
     if "MOSS" not in t.index:

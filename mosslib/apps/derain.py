@@ -28,14 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .photo import Photo, from_array, from_pil, read_photo, to_array, to_pil, write_photo
+from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TILE_THRESHOLD, choose_tile, tiled_map
 from ..data import images
 from ..data.imageio import IMAGE_SUFFIXES, ImageError, is_image_file
-from ..model import fast
-from .photo import Photo, from_array, from_pil, read_photo, to_array, to_pil, write_photo
-from ..model.selfensemble import ENSEMBLE_SIZES, self_ensemble
-from .tiling import DEFAULT_OVERLAP, DEFAULT_TILE, TILE_THRESHOLD, choose_tile, tiled_map
-from ..method.checkpoint import load_model
 from ..method.checkpoint import CheckpointError
+from ..method.checkpoint import load_model
+from ..model import fast
+from ..model.selfensemble import ENSEMBLE_SIZES, self_ensemble
 
 __all__ = [
     "BatchResult",
@@ -283,7 +283,7 @@ def derain_files(
 
     Raises RefusedError (an input at risk) and CheckpointError (no usable model) before any work.
     """
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy: only the command line shows a bar
 
     start = time.perf_counter()
     outdir = Path(outdir)

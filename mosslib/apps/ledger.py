@@ -27,8 +27,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .claims import (_table1_claims, _limited_claims, _table4_claims, _fig8_claim, _memory_claim, _fig6_claim)  # noqa: F401 (re-exported)
-from .evidence import (README_START, README_END, Evidence, Claim, _read_table, _seeds_count, _test_images, _notes, _where, _f, budget_share, paper_budget_text, share_text, budget_of, _profile_budget, _steps_from_notes, gain_verdict, _weakest, _interval_words, _missing, VERDICTS, PAPER_BUDGET, PAGES)  # noqa: F401 (re-exported)
+from .claims import (_table1_claims, _limited_claims, _table4_claims, _fig8_claim, _memory_claim, _fig6_claim)
+from .evidence import (README_START, README_END, Evidence, Claim, budget_share, paper_budget_text, share_text, budget_of, gain_verdict, VERDICTS, PAPER_BUDGET, PAGES)  # noqa: F401 (re-exported)
 from ..measure import paper
 from ..measure.tables import CPU_BOOK, TOY_BANNER, TOY_PROFILES, toy_banner  # noqa: F401 (re-exported)
 
@@ -119,7 +119,7 @@ def readme_markdown(claims: Sequence[Claim], profile: str = "cpu") -> str:
 
 def write_ledger(results: str | os.PathLike, profile: str, audit_link: str = "../../docs/release-audit.md") -> dict:
     """Write ``ledger.md``, ``ledger.csv`` and ``ledger.json`` into ``results`` (the profile's folder)."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import and only this table needs it
 
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)

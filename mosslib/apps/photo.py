@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from PIL import JpegImagePlugin
 
 from ..data.imageio import ImageError, _open
 
@@ -217,8 +218,6 @@ def _carried_info(img: Image.Image, fmt: str) -> dict:
         except Exception:  # unparsable EXIF: drop it rather than fail the photo
             pass
     if fmt in ("JPEG", "MPO"):
-        from PIL import JpegImagePlugin
-
         sampling = JpegImagePlugin.get_sampling(img)
         if sampling in (0, 1, 2):
             info["subsampling"] = sampling
@@ -279,7 +278,7 @@ def _rawmode(path: Path) -> str:
 def _tiff16_colour(path: Path) -> np.ndarray:
     """16-bit colour TIFF through tifffile (Pillow keeps only 8 bits): (H, W, 3|4) uint16."""
     try:
-        import tifffile
+        import tifffile  # lazy: an optional dependency, needed only for TIFF files
     except ImportError as exc:
         raise ImageError(f"{path}: 16-bit colour TIFF needs the tifffile package") from exc
     arr = tifffile.imread(path)
@@ -344,7 +343,7 @@ def write_photo(path: str | os.PathLike, photo: Photo, format: str | None = None
         if photo.bits == 16 and fmt == "PNG":
             tmp.write_bytes(_png16_bytes(arr, photo.info))
         elif photo.bits == 16 and fmt == "TIFF" and arr.shape[2] != 1:
-            import tifffile
+            import tifffile  # lazy: an optional dependency, needed only for TIFF files
 
             colour, extra = arr.shape[2] >= 3, ["unassalpha"] if arr.shape[2] in (2, 4) else None
             tifffile.imwrite(tmp, arr, photometric="rgb" if colour else "minisblack", extrasamples=extra)

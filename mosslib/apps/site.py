@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import io
 import os
 import re
@@ -28,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from PIL import Image
+
 from . import ledger
 from .bookruns import find_notebooks
 from ..measure import paper
 from ..measure.metrics import CONVENTIONS
 from ..measure.places import repo_root
-from ..measure.tables import data_description
-from ..measure.tables import markdown_table
-from ..measure.tables import read_table
+from ..measure.tables import data_description, markdown_table, read_table
 from ..method.profiles import make_config
 
 __all__ = ["PAGE_TITLES", "PAGE_FILES", "Page", "header_markdown", "render_site", "strip_remote", "add_arguments", "run"]
@@ -133,8 +134,6 @@ def _shrink_png(b64: str) -> tuple[str, str]:
     raw = base64.b64decode(b64)
     if len(raw) <= MAX_IMAGE_BYTES:
         return "image/png", b64
-    from PIL import Image
-
     im = Image.open(io.BytesIO(raw))
     im.load()
     if im.width > MAX_WIDTH:
@@ -187,8 +186,6 @@ _STYLE = re.compile(r"<style\b[^>]*>.*?</style>", re.I | re.S)
 
 def _share_styles(html: str, out: Path) -> str:
     """Move the page's inline style sheets (the same on every page) into one ``style-<hash>.css`` file."""
-    import hashlib
-
     head_end = html.find("</head>")
     if head_end < 0:
         return html
@@ -205,7 +202,7 @@ def _share_styles(html: str, out: Path) -> str:
 
 
 def _export(nb, title: str) -> str:
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter  # lazy: only rendering needs the notebook tools
 
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
@@ -235,7 +232,7 @@ def _results_notebook(stem: str, results: Path, figures: Path, profile: str):
             if path.suffix == ".md":
                 text = path.read_text()
             else:
-                import pandas as pd
+                import pandas as pd  # lazy: pandas is slow to import and only this table needs it
 
                 frame = pd.read_csv(path, comment="#")
                 if frame.empty:

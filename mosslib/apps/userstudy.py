@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from ..data.imageio import read_rgb, write_rgb
+
 from .explorer import analysis
 from ..data.imageio import read_rgb
+from ..data.imageio import read_rgb, write_rgb
 
 __all__ = ["CHOICES", "COLUMNS", "PreferenceStudy", "Trial", "fig_selection", "make_trials", "method_outputs",
            "read_choices", "tally"]
@@ -78,7 +79,7 @@ def make_trials(photos: list[str], methods: list[str], seed: int = 0, session: s
 
 def read_choices(path: str | os.PathLike):
     """The answers in a study CSV as a DataFrame with :data:`COLUMNS` (empty if no file)."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import and only this table needs it
 
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
@@ -198,7 +199,7 @@ def tally(choices, methods: list[str] | None = None):
     ``choices``: a DataFrame from :func:`read_choices` (or a CSV path). Returns a DataFrame
     indexed by method; methods never compared get 0 comparisons and NaN percentage.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import and only this table needs it
 
     if not isinstance(choices, pd.DataFrame):
         choices = read_choices(choices)
@@ -227,7 +228,7 @@ def tally(choices, methods: list[str] | None = None):
 
 def fig_selection(table, title: str = "Averaged selection percentage (user study)"):
     """A bar chart of :func:`tally`'s ``selection_pct`` per method, like the paper's Fig. 6."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only figures need it
 
     fig = Figure(figsize=(max(3.0, 1.1 * len(table) + 1.5), 3.0), layout="constrained")
     ax = fig.subplots()

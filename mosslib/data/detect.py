@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from .dataset import DataError, natural_key, split_halves, Pair, Split
 from .imageio import ImageError, is_image_file, read_rgb
@@ -266,16 +267,12 @@ _BUILDERS = {"ddn": _build_ddn, "rain200": _build_rain200, "rain100": _build_rai
 
 def high_frequency_energy(image: np.ndarray) -> float:
     """Mean squared Laplacian of the grey image in [0, 1]: rain streaks raise it."""
-    from scipy import ndimage
-
     grey = image.astype(np.float32).mean(axis=-1) / 255.0
     return float(np.mean(ndimage.laplace(grey) ** 2))
 
 
 def _halves_similar(image: np.ndarray) -> bool:
     """True when the two halves show the same scene: band-pass correlation of the halves > 0.5."""
-    from scipy import ndimage
-
     w = image.shape[1]
     if w < 16 or w % 2:
         return False

@@ -67,7 +67,7 @@ SIZES = {
 
 def photos(names) -> dict[str, np.ndarray]:
     """The named scikit-image photographs as uint8 (H, W, 3)."""
-    from skimage import data
+    from skimage import data  # lazy: scikit-image's sample photographs load only when the embedded set is built
 
     out = {}
     for name in names:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -252,8 +253,6 @@ def render_many(jobs: list, workers: int | None = None) -> list:
     """``[render_rain(clean, style, seed)[0] for clean, style, seed in jobs]``, in order, on
     ``workers`` threads (default: up to 8 of the machine's cores; numpy and scipy release the GIL).
     Each rendering is a function of its own seed, so the result does not depend on ``workers``."""
-    from concurrent.futures import ThreadPoolExecutor
-
     workers = max(1, min(8, os.cpu_count() or 1) if workers is None else int(workers))
     if workers == 1 or len(jobs) < 2:
         return [render_rain(clean, style, seed=seed)[0] for clean, style, seed in jobs]

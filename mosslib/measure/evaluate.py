@@ -30,7 +30,7 @@ def derain_tensor(model, rainy: np.ndarray, device: str = "cpu") -> np.ndarray:
 
 def evaluate_pairs(groups: dict, model=None, convention: str = "rgb", device: str = "cpu", progress: bool = False) -> dict:
     """Per-image metrics: ``{group: [{"name", "psnr", "ssim"}]}``; ``model=None`` scores the inputs."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # looked up at each call: the book runner redirects tqdm.auto's bars (apps.bookruns)
 
     out = {}
     total = sum(len(v) for v in groups.values())

@@ -15,12 +15,14 @@ degenerate.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import paper
 from .figures import (save_figure, comparison_figure, limited_figure, timing_figure, ablation_figure)  # noqa: F401 (re-exported)
@@ -364,8 +366,6 @@ def timing_frame(df: pd.DataFrame) -> pd.DataFrame:
 def timing_side(path: str | Path) -> int:
     """The image side of the CSV's ``ms`` column: the first of ``sizes [a, b]`` in its comment header
     (the benchmark's --quick mode times tiny images), else 256."""
-    import re
-
     for line in Path(path).read_text().splitlines():
         if not line.startswith("#"):
             break
@@ -380,7 +380,6 @@ def timing_device(timing: pd.DataFrame) -> str:
     if "device" in timing and timing["device"].notna().any():
         names = sorted({str(d) for d in timing["device"].dropna()})
         return ", ".join(names)
-    import torch
 
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)

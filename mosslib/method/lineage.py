@@ -8,17 +8,20 @@ learning rate at every earlier step), so a continued run equals an uninterrupted
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 from torch import nn
 
 from .checkpoint import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
-from ..model.config import to_dict
-from .profiles import TrainConfig, config_from_dict, config_hash
 from .checkpoint import load_model
+from .profiles import TrainConfig, config_from_dict, config_hash
+from ..model.config import to_dict
 
 __all__ = [
     "lr_at", "schedules_agree", "check_resume", "pretraining_matches", "extends", "extend_run", "fork_pretrained",
@@ -44,8 +47,6 @@ def schedules_agree(a: TrainConfig, b: TrainConfig, steps: int) -> bool:
 def _resumable(cfg: TrainConfig) -> TrainConfig:
     """What must match to resume: everything but the total number of steps, log cadence and the
     learning-rate schedule (the schedules must agree up to the checkpoint: ``schedules_agree``)."""
-    import dataclasses
-
     optim = dataclasses.replace(
         cfg.optim, steps=0, val_every=0, ckpt_every=0, log_every=0, lr_decay_from=0, lr_final=0.0
     )
@@ -69,8 +70,6 @@ def check_resume(saved: TrainConfig, step: int, cfg: TrainConfig, path) -> None:
 def _pretraining(cfg: TrainConfig) -> TrainConfig:
     """What decides the first ``pretrain_steps`` steps: everything but the self-training settings
     (Eq. 7-12 weights, teacher decay, ``self_train``), the ablation name and the total steps."""
-    import dataclasses
-
     cfg = _resumable(cfg)
     loss = dataclasses.replace(cfg.loss, self_train=True, lambda_un=0.0, lambda_tv=0.0, alpha_min=0.0, alpha_max=0.0)
     optim = dataclasses.replace(cfg.optim, teacher_decay=0.0)
@@ -103,8 +102,6 @@ def extend_run(src: str | os.PathLike, cfg: TrainConfig, out: str | os.PathLike)
     have differed. ``src`` is left as it is (its results stay valid); the checkpoints, the log and
     ``best.pt`` are copied, model selection goes on from ``src``'s best (``extended.json`` says so).
     """
-    import shutil
-
     src, out = Path(src), Path(out)
     ckpt = load_checkpoint(src / "checkpoint.pt")
     saved, step = config_from_dict(ckpt["config"]), int(ckpt["step"])
@@ -171,8 +168,6 @@ def fork_pretrained(src: str | os.PathLike, cfg: TrainConfig, out: str | os.Path
 
 def file_sha256(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes (identifies a warm-start checkpoint)."""
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

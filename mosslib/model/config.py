@@ -7,6 +7,7 @@ training configuration (``TrainConfig``: data, optimisation, loss weights, profi
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -90,8 +91,6 @@ def from_dict(cls: type, data: dict) -> Any:
 
 
 def _dataclass_type(cls: type, name: str):
-    import typing
-
     hints = typing.get_type_hints(cls)
     t = hints.get(name)
     return t if dataclasses.is_dataclass(t) else None

@@ -15,6 +15,7 @@ Images are uint8 (H, W, 3); the network sees them in [-1, 1]. The latent grid is
 """
 from __future__ import annotations
 
+import colorsys
 import contextlib
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from ...data import images
 
 __all__ = ["to_tensor", "to_uint8", "derain_image", "residual_image", "ImageAnalysis", "analyse", "attention_map", "attention_overlay", "item_colors", "nearest_map_image", "Patch", "MemoryIndex", "build_index", "usage_summary", "pca_2d", "PRECISIONS"]
@@ -145,7 +147,7 @@ def attention_map(analysis: ImageAnalysis, item: int) -> np.ndarray:
 
 
 def _colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # lazy: matplotlib is slow to import and only figures need it
 
     return (colormaps[name](values)[..., :3] * 255).round().astype(np.uint8)
 
@@ -161,8 +163,6 @@ def attention_overlay(image: np.ndarray, amap: np.ndarray, alpha: float = 0.6) -
 
 def item_colors(num_items: int, seed: int = 0) -> np.ndarray:
     """A distinct colour per item (golden-ratio hues, shuffled lightness): uint8 (m, 3)."""
-    import colorsys
-
     rng = np.random.default_rng(seed)
     hues = (np.arange(num_items) * 0.618033988749895) % 1.0
     light = rng.uniform(0.35, 0.7, num_items)

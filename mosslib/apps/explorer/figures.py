@@ -16,7 +16,7 @@ __all__ = ["figure_png", "fig_triptych", "fig_nearest", "item_from_x", "fig_usag
 # -- figures ----------------------------------------------------------------------------
 def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (4.0, 4.0), layout: str | None = "constrained"):
     """A pyplot-free figure; ``layout=None`` (manual margins) renders about twice as fast."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import and only figures need it
 
     fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout=layout)
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -185,6 +185,6 @@ def comparison_grid(rows: Sequence[Mapping[str, np.ndarray]], titles: Sequence[s
 
 
 def _rect(x0: int, y0: int, s: int):
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # lazy: matplotlib is slow to import and only figures need it
 
     return Rectangle((x0 - 0.5, y0 - 0.5), s, s, fill=False, edgecolor="#ff3030", linewidth=1.5)

@@ -148,7 +148,7 @@ def save_memory_figures(views: MemoryViews, out_dir: str | Path, image: str | No
 
 def usage_table(views: MemoryViews):
     """One row per checkpoint: items, alive, never chosen, queries, most used item."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas is slow to import and only this table needs it
 
     rows = [{"checkpoint": c, **usage_summary(views.usage(c))} for c in views.models]
     return pd.DataFrame(rows).set_index("checkpoint")

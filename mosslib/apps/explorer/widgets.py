@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import ipywidgets as W
 import numpy as np
 from PIL import Image
+from PIL import UnidentifiedImageError
 
 from . import analysis as memory
 from . import figures, views
@@ -36,8 +37,6 @@ def png(image: np.ndarray) -> bytes:
 
 def decode_upload(entry: Mapping) -> tuple[str, np.ndarray]:
     """(name, uint8 RGB image) of one ``FileUpload`` value entry; a clear error otherwise."""
-    from PIL import UnidentifiedImageError
-
     name = str(entry.get("name", "upload"))
     try:
         img = Image.open(io.BytesIO(bytes(entry["content"])))
