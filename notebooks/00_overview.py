@@ -11,6 +11,7 @@
 #   mosslib:
 #     reads:
 #     - '{results_dir}/{profile}/ledger.json'
+#     - '{results_dir}/study'
 # ---
 
 # %% [markdown]
@@ -78,6 +79,20 @@ claims = ledger.build_ledger(dirs.results, profile)
 display(Markdown(ledger.ledger_markdown(claims, profile, heading="### Claims ledger",
                                         link=lambda c: f"{c.page}.ipynb",
                                         audit_link="../../docs/release-audit.md")))  # from build/<profile>/
+
+# %% [markdown]
+# ### The memory: is it used, and what would make it work?
+#
+# The ledger's memory row judges one model. The memory study (notebook 5, `docs/memory-study.md`)
+# trains the paper's memory and variants of it at the `cpu` profile's data over several seeds, and
+# answers three questions by rules fixed in `mosslib.memstudy.verdict`:
+
+# %%
+from mosslib import memstudy
+
+study = memstudy.load_records(dirs.results.parent / "study")
+display(Markdown(memstudy.verdict_markdown(memstudy.verdict(study)) if study["screen"] or study["seeds"]
+                 else "No results of the memory study in this results folder yet (`experiments/memory_study/run.py`)."))
 
 # %% [markdown]
 # ## The equations and the code that implements them
