@@ -85,10 +85,10 @@ display(Markdown(ledger.ledger_markdown(claims, profile, heading="### Claims led
 #
 # The ledger's memory row judges one model. The memory study (notebook 5, `docs/memory-study.md`)
 # trains the paper's memory and variants of it at the `cpu` profile's data over several seeds, and
-# answers three questions by rules fixed in `mosslib.memstudy.verdict`:
+# answers three questions by rules fixed in `mosslib.measure.memstudy.verdict`:
 
 # %%
-from mosslib import memstudy
+from mosslib.measure import memstudy
 
 study = memstudy.load_records(dirs.results.parent / "study")
 display(Markdown(memstudy.verdict_markdown(memstudy.verdict(study)) if study["screen"] or study["seeds"]

@@ -36,6 +36,7 @@ from mosslib.data.layouts import open_dataset  # noqa: E402
 from mosslib.method.runs import config_of_run  # noqa: E402
 from mosslib.data.imageio import read_rgb  # noqa: E402
 from mosslib.measure.memdiag import ablation_deltas, memory_health, real_photo_effect  # noqa: E402
+from mosslib.measure.places import portable_path  # noqa: E402
 from mosslib.method.profiles import make_config  # noqa: E402
 
 PRETRAIN, STEPS = 1500, 3000
@@ -93,6 +94,15 @@ def real_photos(data_root: Path) -> dict:
     return {f.name: read_rgb(f) for f in chosen}
 
 
+def _portable_config(config: dict, data_root: Path) -> dict:
+    """A run's configuration as a committed record keeps it: the data root as $DATA_ROOT."""
+    data = config.get("data") or {}
+    for key in ("root", "unlabeled"):
+        if data.get(key) and Path(data[key]).is_absolute():
+            data[key] = portable_path(data[key], data_root)
+    return config
+
+
 def measure(run: Path, data_root: Path, cache: dict, figure: Path | None = None) -> dict:
     """Everything the study records of one trained run (its validation-selected best.pt)."""
     cfg = config_of_run(run)
@@ -106,7 +116,7 @@ def measure(run: Path, data_root: Path, cache: dict, figure: Path | None = None)
     val = ablation_deltas(model, cache[("val", cfg.seed)], n_boot=2000)
     images = [p.load()[0] for rows in cache["test"].values() for p in rows]
     rec = {
-        "run_config": json.loads((run / "config.json").read_text()),
+        "run_config": _portable_config(json.loads((run / "config.json").read_text()), data_root),
         "best": json.loads((run / "done.json").read_text())["best"],
         "health": memory_health(model, images),
         "test": {k: test[k] for k in ("trained", "ablation", "ablation_ci")},
