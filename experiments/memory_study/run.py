@@ -48,6 +48,11 @@ ARMS: dict[str, list[str]] = {
     "paper": [],
     "gumbel_fast": ["model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}"],
     "t0.1": ["model.memory_temperature=0.1"],
+    # every remedy at once: a selective read, the query's scale, live items from the data
+    "combo_soft": ["model.memory_temperature=0.1", "model.memory_rescale=true", "model.memory_reseed=100",
+                   "model.memory_kmeans=10"],
+    "combo_gumbel": ["model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}", "model.memory_rescale=true",
+                     "model.memory_reseed=100", "model.memory_kmeans=10"],
     "t0.03": ["model.memory_temperature=0.03"],
     "rescale": ["model.memory_rescale=true"],
     "reseed": ["model.memory_reseed=100"],
