@@ -49,12 +49,20 @@ ARMS: dict[str, list[str]] = {
     "paper": [],
     "gumbel_fast": ["model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}"],
     "t0.1": ["model.memory_temperature=0.1"],
+    # every remedy at once: a selective read, the query's scale, live items from the data
+    "combo_soft": ["model.memory_temperature=0.1", "model.memory_rescale=true", "model.memory_reseed=100",
+                   "model.memory_kmeans=10"],
+    "combo_gumbel": ["model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}", "model.memory_rescale=true",
+                     "model.memory_reseed=100", "model.memory_kmeans=10"],
     "t0.03": ["model.memory_temperature=0.03"],
+    # without the encoder-to-decoder fusion the memory is the decoder's only path
+    "paper_nofuse": ["model.fuse=false"],
+    "combo_soft_nofuse": ["model.fuse=false", "model.memory_temperature=0.1", "model.memory_rescale=true",
+                          "model.memory_reseed=100", "model.memory_kmeans=10"],
     "rescale": ["model.memory_rescale=true"],
     "reseed": ["model.memory_reseed=100"],
     "kmeans": ["model.memory_kmeans=10"],
     "gumbel": ["model.memory_read=gumbel"],
-    "paper_nofuse": ["model.fuse=false"],
     "gumbel_fast_nofuse": ["model.fuse=false", "model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}"],
 }
 REAL_PHOTOS = 12  # of the 147 DDN-SIRR real photos, evenly spread, for the real-rain measures
