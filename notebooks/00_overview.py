@@ -41,7 +41,7 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # smoke | quick | cpu | paper
-data_root = ""  # empty: the embedded data; else a folder such as ../shared/data
+data_root = ""  # empty: the embedded data; else the data root (DATA_ROOT)
 results_dir = "results"
 figures_dir = "figures"
 runs_dir = "runs"
@@ -54,16 +54,17 @@ import inspect
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mosslib.measure import paper
-
-from mosslib.measure import tables
+from mosslib.measure import paper, tables
 from mosslib.method.checkpoint import run_metadata
 from mosslib.measure.metrics import CONVENTIONS
 from mosslib.method.profiles import PROFILES, make_config
 
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 cfg = make_config(profile, "full", data_root=data_root or None)
-print(f"profile {profile}; results -> {dirs.results}; figures -> {dirs.figures}; runs -> {dirs.runs}")
+from mosslib.measure.places import portable_path
+
+print(f"profile {profile}; results -> {portable_path(dirs.results)}; figures -> {portable_path(dirs.figures)}; "
+      f"runs -> {portable_path(dirs.runs)}")
 
 # %% [markdown]
 # ## Did MOSS reproduce? The claims ledger
@@ -137,7 +138,7 @@ display(Markdown(tables.markdown_table(pd.DataFrame(rows))))
 #
 # ```
 # make reproduce                                   # profile quick, embedded data (about 20 min on 2 cores)
-# make reproduce PROFILE=cpu DATA_ROOT=../shared/data   # real data, hours on 2 cores
+# make reproduce PROFILE=cpu DATA_ROOT=/path/to/data   # real data, hours on 2 cores
 # make reproduce PROFILE=paper DATA_ROOT=...       # the paper's hyper-parameters, for a GPU
 # make lab                                         # JupyterLab on these notebooks
 # ```

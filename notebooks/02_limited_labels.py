@@ -22,7 +22,7 @@
 # **Which data this notebook uses** (decided by `mosslib.apps.book.limited_setups`, printed below):
 #
 # 1. Rain200H and Rain800 when the data root holds them (the paper's protocol);
-# 2. otherwise Rain100L from the data root (`../shared/data`): its train split as
+# 2. otherwise Rain100L from the data root (`DATA_ROOT`): its train split as
 #    $\mathcal{D}_L$, its test split as test set - a light-rain stand-in, named as such;
 # 3. otherwise (embedded data) the embedded labeled set `synthetic`, which has no test split of its
 #    own, so the runs are tested on the configuration's test set `sirr_like` (other photos and a

@@ -44,17 +44,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from mosslib.apps import book
-
-from mosslib.measure import paper
-
-from mosslib.measure import tables
+from mosslib.measure import paper, tables
+from mosslib.measure.places import portable_path
 
 dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
 path = book.timing_results(profile, dirs.results)
 timing = tables.timing_frame(pd.read_csv(path, comment="#"))
 device = tables.timing_device(timing)
 side = tables.timing_side(path)
-print(f"{path}: {len(timing)} architectures measured on {device}, {side}x{side} images")
+print(f"{portable_path(path)}: {len(timing)} architectures measured on {device}, {side}x{side} images")
 if side != 256:
     print(f"note: timed on {side}x{side} images (the benchmark's --quick mode, used by the smoke profile): "
           "these numbers only show that the pipeline works, they are not Fig. 8's")

@@ -58,8 +58,9 @@ ABSOLUTE = re.compile(r"(?<![\w$.])/(?:work|home|root|Users|tmp|mnt)/|\.\./share
 def test_committed_results_carry_no_machine_paths():
     """Results name their data as ``$DATA_ROOT/...`` and files relative to the checkout: an
     absolute path of the machine that made them means nothing elsewhere."""
-    for path in sorted((REPO / "results").rglob("*")):
-        if path.is_file() and path.suffix in (".csv", ".md", ".json", ".txt"):
+    files = [*(REPO / "results").rglob("*"), *(REPO / "docs").rglob("*"), REPO / "README.md"]
+    for path in sorted(files):
+        if path.is_file() and path.suffix in (".csv", ".md", ".json", ".txt", ".html"):
             hit = ABSOLUTE.search(path.read_text(encoding="utf-8"))
             assert hit is None, f"{path.relative_to(REPO)}: {hit.group(0)!r}"
 
