@@ -159,3 +159,14 @@ def test_run_book_ends_with_the_ledger_and_the_site(tmp_path, capsys):
     assert (tmp_path / "results" / "smoke" / "ledger.md").is_file()
     assert (tmp_path / "build" / "smoke" / "site" / "index.html").is_file()
     assert "hello" in (tmp_path / "build" / "smoke" / "site" / "00_first.html").read_text()
+
+
+def test_strip_remote_drops_nbconvert_inline_blocks_that_need_the_network():
+    from mosslib.apps.site import strip_remote
+
+    html = ('<p>keep</p><script type="text/x-mathjax-config">MathJax.Hub.Config({});</script>'
+            '<script type="module">await import("https://cdn.example/m.mjs")</script>'
+            '<script type="module">const local = 1;</script>')
+    out = strip_remote(html)
+    assert "MathJax" not in out and "https://" not in out
+    assert "<p>keep</p>" in out and "const local = 1;" in out  # local scripts stay

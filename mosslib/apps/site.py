@@ -121,11 +121,15 @@ def header_markdown(profile: str, results: Path, data_root: str | None, pages: S
 # -- notebooks -> HTML ------------------------------------------------------------------------------
 _REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*</script>", re.I | re.S)
 _REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>", re.I | re.S)
+# nbconvert's inline blocks that only act with a network: MathJax's configuration (MathJax itself is
+# not loaded) and the module that imports mermaid from a CDN; each page carried ~450 dead lines
+_DEAD_INLINE = re.compile(r"<script type=\"text/x-mathjax-config\">.*?</script>"
+                          r"|<script type=\"module\">(?:(?!</script>).)*?https://.*?</script>", re.S)
 
 
 def strip_remote(html: str) -> str:
     """``html`` without scripts or style sheets loaded from the network (MathJax, require.js, widgets)."""
-    html = _REMOTE_SCRIPT.sub("", html)
+    html = _DEAD_INLINE.sub("", _REMOTE_SCRIPT.sub("", html))
     return _REMOTE_LINK.sub("", html)
 
 
