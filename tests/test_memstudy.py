@@ -81,3 +81,39 @@ def test_open_answers_before_the_seeds_exist(tmp_path):
     assert v["carries"]["answer"] == "open" and "screen only" in v["carries"]["text"]
     assert v["works"]["answer"] == "open"
     assert verdict(load_records(tmp_path / "none"))["carries"]["answer"] == "open"
+
+
+def _study_runner():
+    """experiments/memory_study/run.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "memory_study" / "run.py"
+    spec = importlib.util.spec_from_file_location("memory_study_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_study_rule_picks_two_at_parity_and_the_costliest_live_memory(tmp_path):
+    import json
+
+    run = _study_runner()
+    others = [a for a in run.ARMS if a != "paper"]
+    a, b, c, far, near = others[:5]
+    # arm -> (validation PSNR, validation mean-ablation delta, its interval); the rest: parity, no effect
+    spec = {"paper": (25.5, 0.0, [0.0, 0.001]), a: (25.4, -0.08, [-0.1, -0.05]), b: (25.3, -0.01, [-0.02, -0.005]),
+            c: (25.6, 0.2, [0.1, 0.3]), far: (24.0, -3.0, [-4.0, -2.0]), near: (24.5, -1.0, [-1.5, -0.5])}
+
+    def write(arm, psnr, cost, ci):
+        rec = {"val": {"trained": {"val": psnr}, "ablation": {"mean": {"val": cost}}, "ablation_ci": {"mean": {"val": ci}}}}
+        (tmp_path / "screen" / f"{arm}.json").write_text(json.dumps(rec))
+
+    (tmp_path / "screen").mkdir()
+    for arm in run.ARMS:
+        write(arm, *spec.get(arm, (25.5, 0.0, [-0.001, 0.001])))
+    assert run.chosen_arms(tmp_path) == ["paper", a, b, far]  # parity picks a and b; the amendment adds far
+    write(far, 24.0, -3.0, [-4.0, 0.5])
+    assert run.chosen_arms(tmp_path) == ["paper", a, b, near]  # an interval reaching zero does not count
+    (tmp_path / "screen" / f"{others[-1]}.json").unlink()
+    assert run.chosen_arms(tmp_path) is None  # screening incomplete
