@@ -191,3 +191,21 @@ def test_only_the_cpu_book_in_this_checkout_rewrites_the_readme(tmp_path, monkey
         assert "not testable here" in text and text.startswith("a\n<!-- ledger:start -->\nClaims of the paper")
         assert "(results/cpu/ledger.md)" in text and text.endswith("<!-- ledger:end -->\nb\n")
     assert (results / profile / "ledger.md").is_file()
+
+
+def test_one_seed_table1_takes_its_verdict_from_table4_seeds(tmp_path):
+    # Table 1 at one seed (its long budget); Table 4 at three seeds: MOSS 1 dB above its supervised twin
+    write_table1(tmp_path, [dense_sparse(0.0, 0, 0.05, 0)], [dense_sparse(1.0, 0, 0.05, 10)])
+    one = claim(ledger.build_ledger(tmp_path, "cpu"), "t1-gain-dense")
+    assert one.verdict == "not testable here" and "one seed" in one.reason
+    evals = {c: [dense_sparse(0.0, s, 0.05, 10 * k + s) for s in range(3)] for k, c in enumerate(paper.TABLE4_ORDER)}
+    evals["no_selftrain"] = [dense_sparse(-1.0, s, 0.05, 70 + s) for s in range(3)]
+    tables.table4(evals, tables.table_meta("Table 4", evals["full"], "hand-made", "cpu",
+                                           notes=["steps per run: 2000 (pre-training 1000)"])).write(tmp_path)
+    dense = claim(ledger.build_ledger(tmp_path, "cpu"), "t1-gain-dense")
+    assert dense.verdict == "held in sign, not in size" and "3 seeds" in dense.interval
+    assert dense.evidence.startswith("+1.0") and "one seed at Table 1's budget" in dense.evidence
+    assert "0.12%" in dense.budget and "Table 4" in dense.reason  # 2,000 steps, not Table 1's 12,000
+    # Table 1 over seeds of its own: its own runs decide again
+    write_table1(tmp_path, [dense_sparse(0.0, s, 0.05, s) for s in range(3)], [dense_sparse(3.0, s, 0.05, 10 + s) for s in range(3)])
+    assert claim(ledger.build_ledger(tmp_path, "cpu"), "t1-gain-dense").verdict == "held"

@@ -74,6 +74,7 @@ def test_no_variant_works_when_its_ablation_is_too_small_or_it_loses_accuracy(tm
                  _rec("worse", s, "full", 17.0, 1.0, 0.05), _rec("worse", s, "no_selftrain", 17.0, 1.0, 0.05)]
     v = verdict(_write(tmp_path, recs))
     assert v["works"]["answer"] == "no" and "small" in v["works"]["text"] and "worse" in v["works"]["text"]
+    assert v["changes"]["answer"] == "cannot be asked"  # not "no": nothing worked to compare with
 
 
 def test_open_answers_before_the_seeds_exist(tmp_path):

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .claims import (_table1_claims, _limited_claims, _table4_claims, _fig8_claim, _memory_claim, _fig6_claim)
+from .claims import table1_claims, limited_claims, table4_claims, fig8_claim, memory_claim, fig6_claim
 from .evidence import (README_START, README_END, Evidence, Claim, budget_share, paper_budget_text, share_text, budget_of, gain_verdict, VERDICTS, PAPER_BUDGET, PAGES)  # noqa: F401 (re-exported)
 from ..measure import paper
 from ..measure.tables import CPU_BOOK, TOY_BANNER, TOY_PROFILES, toy_banner  # noqa: F401 (re-exported)
@@ -57,9 +57,8 @@ __all__ = [
 def build_ledger(results: str | os.PathLike, profile: str) -> list[Claim]:
     """The claims of the paper, judged on the results files of ``results`` (a profile's folder)."""
     results = Path(results)
-    claims = _table1_claims(results, profile) + _limited_claims(results, profile) + _table4_claims(results, profile)
-    claims += [_fig8_claim(results, profile), _memory_claim(results, profile), _fig6_claim(results, profile)]
-    return claims
+    claims = table1_claims(results, profile) + limited_claims(results, profile) + table4_claims(results, profile)
+    return claims + [fig8_claim(results, profile), memory_claim(results, profile), fig6_claim(results, profile)]
 
 
 # -- writing ---------------------------------------------------------------------------------------
