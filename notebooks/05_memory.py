@@ -140,9 +140,11 @@ explorer.widget
 # of dead items, k-means initialisation, and the hard Gumbel-softmax read of the authors' own
 # training code (their anneal from 1.0 to 0.03 by 0.99998 per step, and the same anneal
 # compressed into this budget), with the encoder-to-decoder fusion on and off. Every arm is
-# screened on one seed (supervised pre-training); the paper-faithful arm and the two arms with
-# the largest ablation cost on the validation pairs then get three seeds of MOSS and of its
-# supervised twin. Intervals resample seeds, then test images. The records are in
+# screened on one seed (supervised pre-training); the paper-faithful arm, the two arms with the
+# largest ablation cost on the validation pairs among those within 0.3 dB of its validation PSNR,
+# and the arm with the largest ablation cost whatever its PSNR (a memory the decoder uses, for the
+# third question) then get three seeds of MOSS and of its supervised twin. Intervals resample
+# seeds, then test images. The records are in
 # `results/study/`; the rule for each answer is in `mosslib.measure.memstudy.verdict`.
 
 # %%

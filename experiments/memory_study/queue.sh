@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 30's background training, one job at a time, resumable across sessions:
 #   1. the memory study's grid (run.py: screens, then seeds), stopping before HH:MM;
-#   2. once the grid is complete, the cpu book's Table 4 over 3 seeds (notebook 04 with --seeds 3;
-#      its runs resume from their checkpoints when a session ends mid-run).
+#   2. once the grid is complete, the cpu book's Table 4, then Tables 2-3, over 3 seeds (notebooks
+#      04 and 02 with --seeds 3; their runs resume from their checkpoints when a session ends mid-run).
 # usage: DATA_ROOT=../shared/data experiments/memory_study/queue.sh HH:MM [RUNS_DIR]
 set -euo pipefail
 until_hhmm=${1:?usage: queue.sh HH:MM [RUNS_DIR]}
@@ -18,5 +18,6 @@ if "$py" experiments/memory_study/run.py --runs "$runs" --dry-run | grep -q "wou
     echo "[queue] the study's grid is not complete; Table 4's seeds wait"
     exit 0
 fi
-echo "[queue] study complete: Table 4 over 3 seeds (stops when the session ends; rerun to resume)"
-exec "$py" -m mosslib book --profile cpu --data "$DATA_ROOT" --only 04 --seeds 3 --no-progress
+echo "[queue] study complete: Table 4, then Tables 2-3, over 3 seeds (stops when the session ends; rerun to resume)"
+"$py" -m mosslib book --profile cpu --data "$DATA_ROOT" --only 04 --seeds 3 --no-progress
+exec "$py" -m mosslib book --profile cpu --data "$DATA_ROOT" --only 02 --seeds 3 --no-progress
