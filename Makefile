@@ -46,7 +46,7 @@ e2e: $(STAMP)
 	PY=$(PY) bash scripts/e2e.sh
 
 book-html: $(STAMP)
-	$(PY) -m mosslib book --profile cpu $(if $(DATA_ROOT),--data $(DATA_ROOT),) --only 00 03
+	$(PY) -m mosslib book --profile cpu $(if $(DATA_ROOT),--data $(DATA_ROOT),) --only 00 03 07
 	$(PY) -m mosslib site --profile cpu $(if $(DATA_ROOT),--data $(DATA_ROOT),) --from-results --out docs/book
 
 lab: $(STAMP)

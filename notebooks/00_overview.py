@@ -36,7 +36,8 @@
 #
 # The notebooks that follow: `01_ddn_sirr` (Table 1, Figs. 4-5), `02_limited_labels`
 # (Tables 2-3), `03_timing` (Fig. 8), `04_ablation` (Table 4), `05_memory` (what the memory
-# holds) and `06_real_world` (the user study). Every number the book prints names the profile,
+# holds), `06_real_world` (the user study) and `07_memory_study` (is the memory used, and what
+# makes it work). Every number the book prints names the profile,
 # data and metric convention that produced it, next to the paper's number marked "(reported)".
 
 # %% tags=["parameters"]
@@ -84,7 +85,7 @@ display(Markdown(ledger.ledger_markdown(claims, profile, heading="### Claims led
 # %% [markdown]
 # ### The memory: is it used, and what would make it work?
 #
-# The ledger's memory row judges one model. The memory study (notebook 5, `docs/memory-study.md`)
+# The ledger's memory row judges one model. The memory study (notebook 7, `docs/memory-study.md`)
 # trains the paper's memory and variants of it at the `cpu` profile's data over several seeds, and
 # answers three questions by rules fixed in `mosslib.measure.memstudy.verdict`:
 

@@ -116,7 +116,7 @@ display(Markdown("\n".join(lines)))
 # Removing a component only tests it if the component does something. The memory of the `full`
 # run, measured at test time (`mosslib memory`): its usage over the test inputs, how selective
 # its read is, and what PSNR does when the read is replaced by its per-image mean or by zeros.
-# The last lines are the verdict of the memory study (notebook 5, `results/study/`), which
+# The last lines are the verdict of the memory study (notebook 7, `results/study/`), which
 # trains the paper's memory and variants over several seeds.
 
 # %%

@@ -9,9 +9,6 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
-#   mosslib:
-#     reads:
-#     - '{results_dir}/study'
 # ---
 
 # %% [markdown]
@@ -132,33 +129,8 @@ explorer = MemoryExplorer(views, {source: list(names) for source, names in sourc
 explorer.widget
 
 # %% [markdown]
-# ## The memory study: what would make the memory work?
+# ## The memory study
 #
-# `experiments/memory_study/run.py` trains, at the `cpu` profile's data and 128x128 crops, the
-# paper-faithful memory beside variants that make the read selective or keep the items alive:
-# a temperature on the cosine logits (0.1, 0.03), items rescaled to the query's norm, re-seeding
-# of dead items, k-means initialisation, and the hard Gumbel-softmax read of the authors' own
-# training code (their anneal from 1.0 to 0.03 by 0.99998 per step, and the same anneal
-# compressed into this budget), with the encoder-to-decoder fusion on and off. Every arm is
-# screened on one seed (supervised pre-training); the paper-faithful arm, the two arms with the
-# largest ablation cost on the validation pairs among those within 0.3 dB of its validation PSNR,
-# and the arm with the largest ablation cost whatever its PSNR (a memory the decoder uses, for the
-# third question) then get three seeds of MOSS and of its supervised twin. Intervals resample
-# seeds, then test images. The records are in
-# `results/study/`; the rule for each answer is in `mosslib.measure.memstudy.verdict`.
-
-# %%
-study = memstudy.load_records(dirs.results.parent / "study")
-if not study["screen"]:
-    display(Markdown("No study results yet: run `python experiments/memory_study/run.py` (hours, resumable)."))
-else:
-    display(Markdown("**Screen** (one seed, supervised pre-training; DDN-SIRR test PSNR; "
-                     "'ablation': PSNR of the mean read minus as trained, 95 % CI over images):"))
-    display(memstudy.screen_table(study).round(3))
-    if study["seeds"]:
-        display(Markdown("**Over seeds** (MOSS and its supervised twin from the same pre-training):"))
-        display(memstudy.seeds_table(study).round(2))
-    display(Markdown("**Verdict**\n\n" + memstudy.verdict_markdown(memstudy.verdict(study))))
-    for jpg in sorted((dirs.results.parent / "study" / "figures").glob("*.jpg")):
-        print(f"{jpg.stem}: real photos (left: input, right: output)")
-        display(Image(filename=str(jpg)))
+# Is the memory inert only in this run? Notebook 7 (`07_memory_study`) trains the paper's memory
+# beside variants that make the read selective, keep the items alive, or take away the decoder's
+# path around the memory, over several seeds, and gives the verdict.

@@ -5,12 +5,12 @@ import zlib
 import numpy as np
 import pytest
 
-from mosslib.measure.memstudy import load_records, screen_table, seed_image_bootstrap, seeds_table, verdict
+from mosslib.measure.memstudy import arms_table, load_records, screen_table, seed_image_bootstrap, seeds_table, verdict
 
 IMAGES = [f"im{i}" for i in range(10)]
 
 
-def _rec(arm, seed, kind, base, ablation_cost, noise=0.0, removed=10.0):
+def _rec(arm, seed, kind, base, ablation_cost, noise=0.0, removed=10.0, **model):
     rng = np.random.default_rng(zlib.crc32(repr((arm, seed, kind)).encode()))  # stable: str hash() varies per process
     trained = {s: {k: base + (3 if s == "sparse" else 0) + noise * rng.standard_normal() for k in IMAGES}
                for s in ("dense", "sparse")}
@@ -27,6 +27,8 @@ def _rec(arm, seed, kind, base, ablation_cost, noise=0.0, removed=10.0):
         "val": {"trained": {"val": base + 5}, "ablation": {"mean": {"val": -ablation_cost}},
                 "ablation_ci": {"mean": {"val": [-ablation_cost - 0.1, -ablation_cost + 0.1]}}},
         "real": {"n": 3, "removed": removed, "ablation_change": {"mean": 1.0, "zeros": 2.0}},
+        "run_config": {"model": {"fuse": True, "memory_read": "soft", "memory_temperature": 1.0, "memory_anneal": 0.99998,
+                                 "memory_min_temperature": 0.03, **model}},
     }
 
 
@@ -118,3 +120,17 @@ def test_study_rule_picks_two_at_parity_and_the_costliest_live_memory(tmp_path):
     assert run.chosen_arms(tmp_path) == ["paper", a, b, near]  # an interval reaching zero does not count
     (tmp_path / "screen" / f"{others[-1]}.json").unlink()
     assert run.chosen_arms(tmp_path) is None  # screening incomplete
+
+
+def test_arms_table_names_what_each_arm_changes_from_its_saved_config(tmp_path):
+    records = _write(tmp_path, [_rec("t0.1", 0, "screen", 18.0, 0.5, memory_temperature=0.1),
+                                _rec("paper", 0, "screen", 18.0, 0.0),
+                                _rec("g", 0, "screen", 18.0, 0.0, memory_read="gumbel", fuse=False)])
+    t = arms_table(records)
+    assert list(t.index) == ["paper", "g", "t0.1"]  # the paper-faithful arm first
+    assert "as written" in t.loc["paper", "changes"]
+    assert t.loc["t0.1", "changes"] == "memory_temperature=0.1"  # the soft read: no anneal shown
+    assert t.loc["g", "changes"] == "fuse=False, memory_read=gumbel, memory_anneal=0.99998, memory_min_temperature=0.03"
+    assert list(screen_table(records).index) == ["paper", "g", "t0.1"]
+    (tmp_path / "x").mkdir()
+    assert arms_table(_write(tmp_path / "x", [_rec("t0.1", 0, "screen", 18.0, 0.5)])).empty  # no baseline

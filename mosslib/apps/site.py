@@ -49,6 +49,7 @@ PAGE_TITLES = {
     "04_ablation": "Table 4: ablation",
     "05_memory": "The memory",
     "06_real_world": "Real photos, Fig. 6",
+    "07_memory_study": "The memory study",
 }
 # What a page shows when it is rendered from the committed results (no executed notebook): its tables
 # (results/<profile>/, Markdown) and figures (figures/<profile>/, PNG), as glob patterns.

@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import stats
 
-__all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "screen_table", "seeds_table", "verdict",
+__all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "arms_table", "screen_table", "seeds_table", "verdict",
            "WORKS_DB"]
 
 SPLITS = ("dense", "sparse")
@@ -56,11 +56,31 @@ def _diffs(rec: dict, how: str, split: str) -> list[float]:
     return [per[how][split][k] - base[k] for k in base]
 
 
+# Model settings that only matter for the Gumbel read (shown for the other arms they would mislead).
+_GUMBEL_ONLY = ("memory_min_temperature", "memory_anneal")
+
+
+def arms_table(records: Mapping[str, list[dict]], baseline: str = "paper") -> pd.DataFrame:
+    """What each screened arm changes: its model settings that differ from the ``baseline`` arm's
+    (and, for a Gumbel read, its anneal), read from the records' saved configurations."""
+    screens = {r["arm"]: r["run_config"]["model"] for r in records["screen"]}
+    base = screens.get(baseline)
+    if base is None:
+        return pd.DataFrame()
+    rows = []
+    for arm, model in sorted(screens.items(), key=lambda kv: kv[0] != baseline):
+        gumbel = model.get("memory_read") == "gumbel"
+        changed = {k: v for k, v in model.items() if (k in _GUMBEL_ONLY and gumbel)
+                   or (base.get(k) != v and k not in _GUMBEL_ONLY)}
+        rows.append({"arm": arm, "changes": ", ".join(f"{k}={v}" for k, v in changed.items()) or "- (Eq. 1-5 as written)"})
+    return pd.DataFrame(rows).set_index("arm")
+
+
 def screen_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
     """One row per screened arm (one seed, supervised): accuracy, memory health, ablation cost
     (PSNR of the "mean" read minus as trained, 95 % interval over test images), real photos."""
     rows = []
-    for r in records["screen"]:
+    for r in sorted(records["screen"], key=lambda r: r["arm"] != "paper"):  # the paper-faithful arm first
         h, t = r["health"], r["test"]
         row = {
             "arm": r["arm"],
@@ -118,7 +138,7 @@ def arm_summary(seeds: Mapping[int, Mapping[str, dict]]) -> dict:
 def seeds_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
     """One row per arm trained over several seeds (MOSS and its supervised twin per seed)."""
     rows = []
-    for arm, seeds in _by_arm(records).items():
+    for arm, seeds in sorted(_by_arm(records).items(), key=lambda kv: kv[0] != "paper"):
         s = arm_summary(seeds)
         row = {"arm": arm, "seeds": s["seeds"]}
         for split in SPLITS:
