@@ -6,6 +6,7 @@ skipped (the normal ``pytest`` run); ``1`` -> it fails (``scripts/e2e.sh``, ``ma
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -60,6 +62,41 @@ def chromium() -> str:
 def chromium_args() -> list[str]:
     """Flags for an offline, sandbox-free headless chromium (the profile dir is made fresh)."""
     return list(CHROMIUM_ARGS)
+
+
+@pytest.fixture
+def browser_page(chromium, chromium_args, build_dir):
+    """``with browser_page("book") as (page, step):`` a page of a fresh headless chromium (1400x1000,
+    its own profile folder); ``step(msg)`` prints a timed progress line. When the block raises, a
+    screenshot goes to ``build/e2e/<name>_failure.png``; the browser is closed either way."""
+    from playwright.sync_api import sync_playwright
+
+    @contextlib.contextmanager
+    def open_page(name: str, timeout_ms: int = 30_000):
+        t0 = time.monotonic()
+
+        def step(message: str) -> None:
+            print(f"[e2e {name} {time.monotonic() - t0:6.1f} s] {message}", flush=True)
+
+        with tempfile.TemporaryDirectory(prefix="moss-chromium-") as profile_dir, sync_playwright() as pw:
+            step(f"launching {chromium}")
+            context = pw.chromium.launch_persistent_context(
+                profile_dir, executable_path=chromium, headless=True, args=chromium_args,
+                viewport={"width": 1400, "height": 1000}, timeout=60_000,
+            )
+            page = context.new_page()
+            page.set_default_timeout(timeout_ms)
+            try:
+                yield page, step
+            except Exception:
+                shot = build_dir / f"{name}_failure.png"
+                page.screenshot(path=str(shot))
+                step(f"failed; screenshot in {shot}")
+                raise
+            finally:
+                context.close()
+
+    return open_page
 
 
 def free_port() -> int:

@@ -8,8 +8,6 @@ table there with the profile named beside it. Screenshots go to build/e2e/. Run 
 """
 from __future__ import annotations
 
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -31,57 +29,37 @@ def smoke_site(chromium, build_dir) -> Path:
     return index
 
 
-def test_the_smoke_book_reads_in_a_browser(smoke_site, build_dir, chromium, chromium_args):
-    from playwright.sync_api import sync_playwright
-
-    t0 = time.monotonic()
-
-    def step(message: str) -> None:
-        print(f"[e2e book {time.monotonic() - t0:6.1f} s] {message}", flush=True)
-
+def test_the_smoke_book_reads_in_a_browser(smoke_site, build_dir, browser_page):
     requests: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="moss-chromium-") as profile_dir, sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile_dir, executable_path=chromium, headless=True, args=chromium_args,
-            viewport={"width": 1400, "height": 1000}, timeout=60_000,
-        )
-        page = context.new_page()
-        page.set_default_timeout(30_000)
+    with browser_page("book") as (page, step):
         page.on("request", lambda r: requests.append(r.url))
-        try:
-            step(f"opening {smoke_site.as_uri()}")
-            page.goto(smoke_site.as_uri())
-            heading = page.locator("h1", has_text="claims ledger")
-            heading.wait_for(state="visible")
-            ledger = page.locator("table", has_text="Verdict").first
-            assert ledger.is_visible()
-            assert page.locator("blockquote", has_text="pipeline demonstration at toy scale, not evidence").first.is_visible()
-            page.screenshot(path=str(build_dir / "book_index.png"))
+        step(f"opening {smoke_site.as_uri()}")
+        page.goto(smoke_site.as_uri())
+        heading = page.locator("h1", has_text="claims ledger")
+        heading.wait_for(state="visible")
+        ledger = page.locator("table", has_text="Verdict").first
+        assert ledger.is_visible()
+        assert page.locator("blockquote", has_text="pipeline demonstration at toy scale, not evidence").first.is_visible()
+        page.screenshot(path=str(build_dir / "book_index.png"))
 
-            step("following the ledger's link to the Table 1 page")
-            link = ledger.locator("a", has_text="Table 1").first
-            with page.expect_navigation():
-                link.click()
-            assert page.url.endswith("/01_ddn_sirr.html"), page.url
-            block = page.locator(".jp-RenderedMarkdown", has=page.locator("h3", has_text="Table 1:")).first
-            block.wait_for(state="visible")
-            table = block.locator("table").first
-            assert table.is_visible()
-            text = block.inner_text()
-            assert "profile: smoke" in text, text[:500]
-            assert "(reported)" in table.inner_text() and "MOSS (this book)" in table.inner_text()
-            # the page's header names the profile too, and links back to the ledger
-            header = page.locator(".jp-RenderedMarkdown").first.inner_text()
-            assert "profile: smoke" in header and "metric convention" in header and "seeds" in header
-            assert page.locator("a", has_text="Claims ledger").first.is_visible()
-            table.scroll_into_view_if_needed()
-            page.screenshot(path=str(build_dir / "book_table1.png"))
-            step("done")
-        except Exception:
-            page.screenshot(path=str(build_dir / "book_failure.png"))
-            step(f"failed; screenshot in {build_dir / 'book_failure.png'}")
-            raise
-        finally:
-            context.close()
+        step("following the ledger's link to the Table 1 page")
+        link = ledger.locator("a", has_text="Table 1").first
+        with page.expect_navigation():
+            link.click()
+        assert page.url.endswith("/01_ddn_sirr.html"), page.url
+        block = page.locator(".jp-RenderedMarkdown", has=page.locator("h3", has_text="Table 1:")).first
+        block.wait_for(state="visible")
+        table = block.locator("table").first
+        assert table.is_visible()
+        text = block.inner_text()
+        assert "profile: smoke" in text, text[:500]
+        assert "(reported)" in table.inner_text() and "MOSS (this book)" in table.inner_text()
+        # the page's header names the profile too, and links back to the ledger
+        header = page.locator(".jp-RenderedMarkdown").first.inner_text()
+        assert "profile: smoke" in header and "metric convention" in header and "seeds" in header
+        assert page.locator("a", has_text="Claims ledger").first.is_visible()
+        table.scroll_into_view_if_needed()
+        page.screenshot(path=str(build_dir / "book_table1.png"))
+        step("done")
     remote = [u for u in requests if u.startswith(("http:", "https:"))]
     assert not remote, f"the book asked the network for {remote[:5]}"

@@ -9,7 +9,6 @@ build/e2e/. Run it with ``make e2e`` (scripts/e2e.sh).
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,77 +43,56 @@ def _png_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def test_memory_explorer_in_a_browser(notebook, jupyterlab, build_dir, chromium, chromium_args):
-    from playwright.sync_api import sync_playwright
-
+def test_memory_explorer_in_a_browser(notebook, jupyterlab, build_dir, browser_page):
     base, token = jupyterlab
     shots = build_dir
-    t0 = time.monotonic()
+    with browser_page("explorer", timeout_ms=60_000) as (page, step):
+        step("opening the notebook in JupyterLab")
+        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('notebook:run-all-cells')")
+        step("waiting for an idle kernel")
+        page.wait_for_function(
+            "() => { const p = window.jupyterapp.shell.currentWidget;"
+            " const k = p && p.sessionContext && p.sessionContext.session && p.sessionContext.session.kernel;"
+            " return k && k.status === 'idle'; }", timeout=120_000)
+        step("running all cells")
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        attention = page.locator("img.moss-attention")
+        attention.wait_for(state="visible", timeout=240_000)
+        page.wait_for_function("() => { const i = document.querySelector('img.moss-attention');"
+                               " return i && i.complete && i.naturalWidth > 0; }")
+        step("explorer rendered")
+        slider = page.locator(".moss-item")
+        slider.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "explorer.png"))
+        before_src = attention.get_attribute("src")
+        before = attention.screenshot(path=str(shots / "attention_before.png"))
+        readout = slider.locator(".widget-readout")
+        item_before = readout.inner_text().strip()
 
-    def step(message: str) -> None:
-        print(f"[e2e {time.monotonic() - t0:6.1f} s] {message}", flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="moss-chromium-") as profile_dir, sync_playwright() as pw:
-        step(f"launching {chromium}")
-        context = pw.chromium.launch_persistent_context(
-            profile_dir, executable_path=chromium, headless=True, args=chromium_args,
-            viewport={"width": 1400, "height": 1000}, timeout=60_000,
-        )
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        try:
-            step("opening the notebook in JupyterLab")
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
-            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('notebook:run-all-cells')")
-            step("waiting for an idle kernel")
-            page.wait_for_function(
-                "() => { const p = window.jupyterapp.shell.currentWidget;"
-                " const k = p && p.sessionContext && p.sessionContext.session && p.sessionContext.session.kernel;"
-                " return k && k.status === 'idle'; }", timeout=120_000)
-            step("running all cells")
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-            attention = page.locator("img.moss-attention")
-            attention.wait_for(state="visible", timeout=240_000)
-            page.wait_for_function("() => { const i = document.querySelector('img.moss-attention');"
-                                   " return i && i.complete && i.naturalWidth > 0; }")
-            step("explorer rendered")
-            slider = page.locator(".moss-item")
-            slider.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "explorer.png"))
-            before_src = attention.get_attribute("src")
-            before = attention.screenshot(path=str(shots / "attention_before.png"))
-            readout = slider.locator(".widget-readout")
-            item_before = readout.inner_text().strip()
-
-            step(f"moving the item slider from {item_before}")
-            handle = slider.locator(".noUi-handle")
-            box = handle.bounding_box()
-            track = slider.locator(".noUi-target").bounding_box()
-            assert box and track, "slider not rendered"
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.mouse.down()
-            right = box["x"] < track["x"] + track["width"] / 2
-            page.mouse.move(track["x"] + track["width"] * (0.75 if right else 0.25), box["y"] + box["height"] / 2, steps=8)
-            page.mouse.up()
-            page.wait_for_function(
-                "(old) => { const r = document.querySelector('.moss-item .widget-readout');"
-                " return r && r.innerText.trim() !== old; }", arg=item_before, timeout=30_000)
-            item_after = readout.inner_text().strip()
-            step(f"item is now {item_after}; waiting for the attention image to change")
-            page.wait_for_function(
-                "(old) => { const i = document.querySelector('img.moss-attention');"
-                " return i && i.src !== old && i.complete && i.naturalWidth > 0; }", arg=before_src, timeout=60_000)
-            time.sleep(0.3)  # let the new image paint
-            after = attention.screenshot(path=str(shots / "attention_after.png"))
-            page.screenshot(path=str(shots / "explorer_moved.png"))
-            step("done")
-        except Exception:
-            page.screenshot(path=str(shots / "failure.png"))
-            step(f"failed; screenshot in {shots / 'failure.png'}")
-            raise
-        finally:
-            context.close()
+        step(f"moving the item slider from {item_before}")
+        handle = slider.locator(".noUi-handle")
+        box = handle.bounding_box()
+        track = slider.locator(".noUi-target").bounding_box()
+        assert box and track, "slider not rendered"
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        right = box["x"] < track["x"] + track["width"] / 2
+        page.mouse.move(track["x"] + track["width"] * (0.75 if right else 0.25), box["y"] + box["height"] / 2, steps=8)
+        page.mouse.up()
+        page.wait_for_function(
+            "(old) => { const r = document.querySelector('.moss-item .widget-readout');"
+            " return r && r.innerText.trim() !== old; }", arg=item_before, timeout=30_000)
+        item_after = readout.inner_text().strip()
+        step(f"item is now {item_after}; waiting for the attention image to change")
+        page.wait_for_function(
+            "(old) => { const i = document.querySelector('img.moss-attention');"
+            " return i && i.src !== old && i.complete && i.naturalWidth > 0; }", arg=before_src, timeout=60_000)
+        time.sleep(0.3)  # let the new image paint
+        after = attention.screenshot(path=str(shots / "attention_after.png"))
+        page.screenshot(path=str(shots / "explorer_moved.png"))
+        step("done")
     assert item_after != item_before
     assert _png_digest(before) != _png_digest(after), "the attention image did not change after moving the item"
     for name in ("explorer.png", "attention_before.png", "attention_after.png", "explorer_moved.png"):
