@@ -123,10 +123,15 @@ display(Markdown(memstudy.verdict_markdown(memstudy.verdict(study))))
 # %% [markdown]
 # ## Real photos
 #
-# Three of the 147 DDN-SIRR real rainy photos through each screened arm (left: input, right:
-# output). Real rain is what the method is for; the synthetic PSNR above does not see it.
+# Three of the 147 DDN-SIRR real rainy photos through every screened arm: a central crop at the
+# photo's own resolution (the input first), from each screen's validation-selected checkpoint.
+# Real rain is what the method is for; the synthetic PSNR above does not see it. Whole photos,
+# input beside output, one figure per arm: `results/study/figures/<arm>.jpg`.
 
 # %%
-for jpg in sorted((study_dir / "figures").glob("*.jpg")):
-    display(Markdown(f"**{jpg.stem}**"))
+grids = sorted((study_dir / "figures").glob("real_*.jpg"))
+for jpg in grids:
+    display(Markdown(f"**{jpg.stem.removeprefix('real_')}.jpg**"))
     display(Image(filename=str(jpg)))
+if not grids:
+    display(Markdown("No real-photo figures yet (`experiments/memory_study/run.py --grids` draws them)."))

@@ -8,7 +8,8 @@ folders under ``--runs`` are a cache: a lost one is trained again). Jobs, in ord
 
 1. screen: every arm, seed 0, supervised for ``PRETRAIN`` steps (the pre-training every later
    run shares); record = memory health, ablation deltas on the validation pairs and on the
-   DDN-SIRR test set, test PSNR, the effect on real photos, and a small figure.
+   DDN-SIRR test set, test PSNR, the effect on real photos, and a small figure; then the
+   real-photo grids (every screened arm on three photos; ``--grids`` redraws them alone).
 2. seeds: the paper-faithful arm, the two arms chosen by the rule in docs/memory-study.md and the
    arm whose memory costs most to ablate (the amendment there), seeds 0-2:
    ``full`` (MOSS, ``STEPS`` steps, self-training after ``PRETRAIN``) and ``no_selftrain``, both
@@ -161,6 +162,45 @@ def save_real_figure(model, photos: dict, path: Path) -> None:
     Image.fromarray(grid).save(path, quality=85)
 
 
+def save_real_grids(runs: Path, results: Path, data_root: Path, cols: int = 5) -> list[Path]:
+    """One figure per photo of FIGURE_PHOTOS: a central crop (at most half the height and width and
+    280 pixels, native pixels, so streaks stay visible) of the input and of every screened arm's output side by side
+    (``results/figures/real_<photo>.jpg``), from each screen's validation-selected checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mosslib.measure.evaluate import derain_tensor
+
+    arms = [a for a in ARMS if (results / "screen" / f"{a}.json").exists() and (runs / a / f"s0-full-{PRETRAIN}" / "done.json").exists()]
+    photos = {n: read_rgb(data_root / "DDN-SIRR" / "real_input" / n) for n in FIGURE_PHOTOS}
+    outputs = {n: {"input": img} for n, img in photos.items()}
+    for arm in arms:
+        model = load_model(runs / arm / f"s0-full-{PRETRAIN}", which="best")
+        for n, img in photos.items():
+            outputs[n][arm] = derain_tensor(model, img)
+    written = []
+    for n, tiles in outputs.items():
+        rows = -(-len(tiles) // cols)
+        h, w = tiles["input"].shape[:2]
+        ch, cw = min(h // 2, 280), min(w // 2, 280)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * cw / 100, rows * (ch / 100 + 0.3)), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, (label, img) in zip(axes.flat, tiles.items()):
+            ax.imshow(img[top:top + ch, left:left + cw], interpolation="nearest")
+            ax.set_title(label, fontsize=9)
+        fig.tight_layout(pad=0.3)
+        path = results / "figures" / f"real_{Path(n).stem}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100, pil_kwargs={"quality": 80})
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def train(arm: str, seed: int, config: str, steps: int, runs: Path, data_root: Path, fork: Path | None,
           deadline: float | None) -> Path | None:
     """Train one run to completion (resumed when its folder holds a checkpoint); None when the
@@ -229,6 +269,7 @@ def main() -> int:
     p.add_argument("--data", default=os.environ.get("DATA_ROOT", str(REPO.parent / "shared" / "data")))
     p.add_argument("--until", default=None, help="HH:MM (UTC, today): start nothing that cannot end by then")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--grids", action="store_true", help="only (re)draw the real-photo grids of the screened arms")
     args = p.parse_args()
     runs, results, data_root = Path(args.runs), Path(args.results), Path(args.data).resolve()
     deadline = None
@@ -237,6 +278,10 @@ def main() -> int:
         now = dt.datetime.now(dt.timezone.utc)
         deadline = now.replace(hour=hh, minute=mm, second=0).timestamp()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    if args.grids:
+        for path in save_real_grids(runs, results, data_root):
+            say(f"wrote {path}")
+        return 0
     cache: dict = {}
     for arm in ARMS:  # 1. screening
         rec_path = results / "screen" / f"{arm}.json"
@@ -252,6 +297,7 @@ def main() -> int:
         rec = {"arm": arm, "seed": 0, "kind": "screen", **measure(run, data_root, cache, results / "figures" / f"{arm}.jpg")}
         write(rec_path, rec)
         say(f"screened {arm}: test {rec['test']['trained']}, mean-ablation {rec['test']['ablation']['mean']}")
+        save_real_grids(runs, results, data_root)  # the real-photo grids gain the new arm
     arms = chosen_arms(results)
     if arms is None:
         say("screening incomplete; seeds wait")
