@@ -209,3 +209,32 @@ def test_one_seed_table1_takes_its_verdict_from_table4_seeds(tmp_path):
     # Table 1 over seeds of its own: its own runs decide again
     write_table1(tmp_path, [dense_sparse(0.0, s, 0.05, s) for s in range(3)], [dense_sparse(3.0, s, 0.05, 10 + s) for s in range(3)])
     assert claim(ledger.build_ledger(tmp_path, "cpu"), "t1-gain-dense").verdict == "held"
+
+
+def test_cpu_memory_claim_takes_its_verdict_from_the_study_seeds(tmp_path):
+    results = tmp_path / "cpu"
+    results.mkdir()
+    working_one_model = {"usage": {"alive": 18, "top_share": 0.88, "perplexity": 2.1},
+                         "attention": {"max_weight": 0.0054, "entropy": 3.0, "uniform_entropy": 6.238},
+                         "ablation": {"mean": {"dense": -0.9, "sparse": -1.2}, "zeros": {}},
+                         "ablation_ci": {"mean": {"dense": [-1.1, -0.7], "sparse": [-1.4, -1.0]}}}
+    (results / "memory.json").write_text(json.dumps(working_one_model))
+    assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "held"  # one model, no study yet
+    seeds = tmp_path / "study" / "seeds"
+    seeds.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for s in range(3):  # over seeds the paper-faithful memory is inert: the ablation is noise around zero
+        trained = {g: {f"{g}{i}": 20.0 + i for i in range(10)} for g in ("dense", "sparse")}
+        mean = {g: {k: v + 0.05 * rng.standard_normal() for k, v in trained[g].items()} for g in trained}
+        rec = {"arm": "paper", "seed": s, "kind": "full", "test_per_image": {"trained": trained, "mean": mean},
+               "run_config": {"optim": {"steps": 3000}, "data": {"batch_size": 4, "crop": 128}}}
+        (seeds / f"paper-s{s}-full.json").write_text(json.dumps(rec))
+        # another arm's records and the supervised twin do not count
+        (seeds / f"t0.1-s{s}-full.json").write_text(json.dumps(dict(rec, arm="t0.1")))
+    c = claim(ledger.build_ledger(results, "cpu"), "memory")
+    assert c.verdict == "not held" and "3 seeds" in c.interval and c.page == "07_memory_study"
+    assert c.evidence.startswith("over 3 seeds of the memory study's paper-faithful MOSS") and "3,000 steps" in c.budget
+    assert claim(ledger.build_ledger(results, "quick"), "memory").verdict == "held"  # a toy book keeps its own model
+    for s in (1, 2):
+        (seeds / f"paper-s{s}-full.json").unlink()
+    assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "held"  # one seed: the study does not decide

@@ -22,7 +22,7 @@ PAPER_BUDGET = {"steps": 100_000, "batch": 16, "crop": 256}
 
 # Where each claim's table and page are: the results file and the notebook of the book.
 PAGES = {"table1": "01_ddn_sirr", "limited": "02_limited_labels", "fig8": "03_timing", "table4": "04_ablation",
-         "memory": "05_memory", "fig6": "06_real_world"}
+         "memory": "05_memory", "fig6": "06_real_world", "study": "07_memory_study"}
 
 
 @dataclass(frozen=True)

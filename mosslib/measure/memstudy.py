@@ -17,8 +17,8 @@ import pandas as pd
 
 from . import stats
 
-__all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "arms_table", "screen_table", "seeds_table", "verdict",
-           "WORKS_DB"]
+__all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "ablation_diffs", "arms_table", "screen_table",
+           "seeds_table", "verdict", "WORKS_DB"]
 
 SPLITS = ("dense", "sparse")
 WORKS_DB = 0.3  # a memory "works" when ablating its read costs at least this much, dense (issue 30)
@@ -50,7 +50,8 @@ def _fmt(mean: float, lo: float, hi: float, digits: int = 2) -> str:
     return f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
-def _diffs(rec: dict, how: str, split: str) -> list[float]:
+def ablation_diffs(rec: dict, how: str, split: str) -> list[float]:
+    """Per-image test PSNR of a record with the read ablated (``how``: "mean" | "zeros") minus as trained."""
     per = rec["test_per_image"]
     base = per["trained"][split]
     return [per[how][split][k] - base[k] for k in base]
@@ -127,8 +128,8 @@ def arm_summary(seeds: Mapping[int, Mapping[str, dict]]) -> dict:
         out[f"moss {split}"] = float(np.mean([r["test"]["trained"][split] for r in full])) if full else math.nan
         out[f"supervised {split}"] = float(np.mean([r["test"]["trained"][split] for r in sup])) if sup else math.nan
         out[f"gain {split}"] = seed_image_bootstrap([_paired(a, b, split) for a, b in both])
-        out[f"ablation {split}"] = seed_image_bootstrap([_diffs(r, "mean", split) for r in full])
-        out[f"ablation supervised {split}"] = seed_image_bootstrap([_diffs(r, "mean", split) for r in sup])
+        out[f"ablation {split}"] = seed_image_bootstrap([ablation_diffs(r, "mean", split) for r in full])
+        out[f"ablation supervised {split}"] = seed_image_bootstrap([ablation_diffs(r, "mean", split) for r in sup])
     out["real removed"] = float(np.mean([r["real"]["removed"] for r in full])) if full else math.nan
     out["alive"] = float(np.mean([r["health"]["usage"]["alive"] for r in full])) if full else math.nan
     out["max weight"] = float(np.mean([r["health"]["attention"]["max_weight"] for r in full])) if full else math.nan
