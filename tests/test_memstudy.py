@@ -134,3 +134,11 @@ def test_arms_table_names_what_each_arm_changes_from_its_saved_config(tmp_path):
     assert list(screen_table(records).index) == ["paper", "g", "t0.1"]
     (tmp_path / "x").mkdir()
     assert arms_table(_write(tmp_path / "x", [_rec("t0.1", 0, "screen", 18.0, 0.5)])).empty  # no baseline
+
+
+def test_one_seed_or_a_hair_of_a_cost_does_not_make_the_memory_carry_information(tmp_path):
+    one = verdict(_write(tmp_path, [_rec("paper", 0, "full", 18.2, 0.5, 0.05), _rec("paper", 0, "no_selftrain", 18.0, 0.5)]))
+    assert one["carries"]["answer"] == "open" and "1 seed" in one["carries"]["text"]
+    (tmp_path / "b").mkdir()
+    recs = [r for s in range(3) for r in (_rec("paper", s, "full", 18.2, 0.00001, 0.05), _rec("paper", s, "no_selftrain", 18.0, 0.0))]
+    assert verdict(_write(tmp_path / "b", recs))["carries"]["answer"] == "no"  # -0.00 [-0.00, -0.00]: below precision
