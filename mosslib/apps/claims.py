@@ -12,6 +12,7 @@ import numpy as np
 from .evidence import Evidence, Claim, budget_of, _read_table, _seeds_count, _test_images, _notes, _where, _f, _profile_budget, _steps_from_notes, gain_verdict, _weakest, _interval_words, _missing, PAGES
 from .userstudy import read_choices
 from .userstudy import tally
+from ..measure import memstudy
 from ..measure import paper
 from ..measure import stats
 
@@ -309,8 +310,6 @@ def _memory_verdict(ev: Evidence, cost: float) -> tuple[str, str]:
 def _study_paper_ablation(results: Path) -> tuple[dict[str, Evidence], int, str] | None:
     """The memory study's ablation of the paper-faithful MOSS over seeds (``results/../study``):
     ``({split: Evidence}, seeds, budget)``, or None with fewer than two seeds."""
-    from ..measure import memstudy
-
     records = memstudy.load_records(results.parent / "study")
     seeds = [r for r in records["seeds"] if r["arm"] == "paper" and r["kind"] == "full"]
     if len(seeds) < 2:
