@@ -319,9 +319,10 @@ def _study_paper_ablation(results: Path) -> tuple[dict[str, Evidence], int, str]
         m, lo, hi = memstudy.seed_image_bootstrap([memstudy.ablation_diffs(r, "mean", g) for r in seeds])
         out[g] = Evidence(m, lo, hi, len(seeds[0]["test_per_image"]["trained"][g]), len(seeds))
     cfg = seeds[0].get("run_config", {})
-    optim, data = cfg.get("optim", {}), cfg.get("data", {})
-    budget = (budget_of(optim["steps"], data["batch_size"], data["crop"]) if {"steps"} <= set(optim)
-              and {"batch_size", "crop"} <= set(data) else "budget not recorded")
+    try:
+        budget = budget_of(cfg["optim"]["steps"], cfg["data"]["batch_size"], cfg["data"]["crop"])
+    except KeyError:
+        budget = "budget not recorded"
     return out, len(seeds), budget
 
 
@@ -360,4 +361,3 @@ def fig6_claim(results: Path, profile: str) -> Claim:
                  f"MOSS selected {pct:.0f} % [{100 * (lo + 0.5):.0f}, {100 * (hi + 0.5):.0f}] of {len(score)} comparisons",
                  f"bootstrap over {len(score)} answers of {sessions} session(s); the only peer here is the supervised model",
                  "-", "real photos of the profile's D_U", "-", verdict, reason, PAGES["fig6"], "user_study")
-

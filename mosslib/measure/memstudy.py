@@ -172,7 +172,8 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
         s = arm_summary(base)
         m, lo, hi = s["ablation dense"]
         ms, los, his = s["ablation sparse"]
-        n = len(next(iter(base.values()))["full"]["test_per_image"]["trained"]["dense"]) if s["seeds"] else 0
+        fulls = [runs["full"] for runs in base.values() if "full" in runs]
+        n = len(fulls[0]["test_per_image"]["trained"]["dense"]) if fulls else 0
         # a cost: an interval below zero that is neither degenerate nor below the table's precision
         carries = any(stats.verdict_of(a, b, c, n) == "real" and c < 0 for a, b, c in ((m, lo, hi), (ms, los, his)))
         shown = (f"ablating the paper-faithful memory's read (its per-image mean instead of z_hat) changes MOSS's PSNR by "
