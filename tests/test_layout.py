@@ -62,6 +62,15 @@ def test_every_module_sits_in_a_role_folder():
     assert loose == []
 
 
+def test_tests_mirror_the_role_folders():
+    """tests/<role>/ holds the tests of mosslib/<role>/; only repository-wide checks sit at the top."""
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    assert folders <= set(ROLES) | {"e2e"}, folders - set(ROLES)
+    top = sorted(p.name for p in tests.glob("test_*.py"))
+    assert top == ["test_committed_results.py", "test_layout.py"], top
+
+
 def test_dependencies_point_one_way():
     bad = []
     for name, path in modules().items():

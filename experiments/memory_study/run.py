@@ -291,12 +291,14 @@ def main() -> int:
             say(f"wrote {path}")
         return 0
     cache: dict = {}
+    pending = 0  # jobs a dry run would start
     for arm in ARMS:  # 1. screening
         rec_path = results / "screen" / f"{arm}.json"
         if rec_path.exists():
             continue
         if args.dry_run:
             say(f"would screen {arm}: {overrides(arm, PRETRAIN)}")
+            pending += 1
             continue
         run = train(arm, 0, "full", PRETRAIN, runs, data_root, None, deadline)
         if run is None:
@@ -319,6 +321,7 @@ def main() -> int:
                     continue
                 if args.dry_run:
                     say(f"would train {arm} seed {seed} {config}")
+                    pending += 1
                     continue
                 pre = train(arm, seed, "full", PRETRAIN, runs, data_root, None, deadline)
                 run = pre and train(arm, seed, config, STEPS, runs, data_root, pre, deadline)
@@ -328,7 +331,7 @@ def main() -> int:
                 rec = {"arm": arm, "seed": seed, "kind": config, **measure(run, data_root, cache)}
                 write(rec_path, rec)
                 say(f"{arm} seed {seed} {config}: test {rec['test']['trained']}")
-    say("grid complete")
+    say(f"{pending} jobs to go" if pending else "grid complete")
     return 0
 
 

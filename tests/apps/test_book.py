@@ -15,7 +15,7 @@ from mosslib.measure import paper
 
 from mosslib.measure import tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 
 HEADER = """# ---

@@ -7,7 +7,7 @@ import pytest
 from mosslib.method.checkpoint import load_checkpoint, load_model, shipped_model_path
 from mosslib.apps.export import card_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CARD = shipped_model_path().with_suffix(".json")
 
 

@@ -1,7 +1,7 @@
 """Hard inputs for ``derain``: broken files, odd modes and sizes, huge images, bad checkpoints.
 
 Out-of-band peak-memory measurement (not a test; a real-size model, takes minutes on CPU):
-``.venv/bin/python tests/test_hard_inputs.py --measure 4000x3000`` runs
+``.venv/bin/python tests/apps/test_hard_inputs.py --measure 4000x3000`` runs
 ``python -m mosslib derain`` on a synthetic JPEG of that size with a default-configuration
 MOEDN (random weights: memory does not depend on their values) and prints the peak RSS.
 """
@@ -24,7 +24,7 @@ from mosslib.data.imageio import ImageError
 from mosslib.model.network import MOEDN
 from mosslib.apps.photo import read_photo, to_array
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(ngf=8, delta=8, num_blocks=3, num_scales=2, num_layers=1, memory_items=16)
 EXIF_ORIENTATION = 0x0112
 

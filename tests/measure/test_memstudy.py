@@ -91,7 +91,7 @@ def _study_runner():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "memory_study" / "run.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "memory_study" / "run.py"
     spec = importlib.util.spec_from_file_location("memory_study_run", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -17,7 +17,7 @@ from mosslib.data.layouts import (
 from mosslib.data.imageio import ImageError
 from mosslib.data.rain import render_rain
 
-SHARED = Path(os.environ.get("DATA_ROOT") or Path(__file__).parents[2] / "shared" / "data")
+SHARED = Path(os.environ.get("DATA_ROOT") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 def _photo() -> np.ndarray:

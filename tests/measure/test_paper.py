@@ -8,7 +8,7 @@ import pytest
 from mosslib.measure import paper
 from mosslib.method.profiles import ABLATIONS
 
-PAPER_MD = Path(os.environ.get("MOSS_PAPER_MD", Path(__file__).resolve().parents[2] / "shared" / "paper" / "MOSS-CVPR2021.md"))
+PAPER_MD = Path(os.environ.get("MOSS_PAPER_MD", Path(__file__).resolve().parents[3] / "shared" / "paper" / "MOSS-CVPR2021.md"))
 
 
 def test_reported_gains_equal_the_reported_differences():

@@ -7,7 +7,7 @@ from mosslib.method.profiles import make_config
 from mosslib.method.runs import run_dir
 from mosslib.model.config import to_dict
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "rehash_runs.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rehash_runs.py"
 
 
 def test_old_run_folders_get_their_current_names(tmp_path, capsys):

@@ -21,7 +21,7 @@ from mosslib.apps.cli import main
 from mosslib.model import fast
 from mosslib.model.network import MOEDN
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
