@@ -38,11 +38,12 @@ from mosslib.data.layouts import open_dataset  # noqa: E402
 from mosslib.method.runs import config_of_run  # noqa: E402
 from mosslib.data.imageio import read_rgb  # noqa: E402
 from mosslib.measure.memdiag import ablation_deltas, memory_health, real_photo_effect  # noqa: E402
+from mosslib.measure.memstudy import STUDY_SEEDS, planned_arms  # noqa: E402
 from mosslib.measure.places import portable_path  # noqa: E402
 from mosslib.method.profiles import make_config  # noqa: E402
 
 PRETRAIN, STEPS = 1500, 3000
-SEEDS = (0, 1, 2)
+SEEDS = tuple(range(STUDY_SEEDS))
 GUMBEL_FAST_ANNEAL = 0.03 ** (1.0 / STEPS)  # the authors' 1.0 -> 0.03 anneal compressed into this budget
 COMMON = [f"optim.pretrain_steps={PRETRAIN}", "optim.lr_decay_from=0", "optim.val_every=500", "optim.ckpt_every=250"]
 
@@ -235,32 +236,15 @@ def train(arm: str, seed: int, config: str, steps: int, runs: Path, data_root: P
 
 
 def chosen_arms(results: Path) -> list[str] | None:
-    """The rule fixed before screening (docs/memory-study.md): the paper-faithful arm, the two arms with
-    the largest memory-ablation cost on the *validation* pairs ("mean" read, most negative delta)
-    among those whose validation PSNR is within 0.3 dB of the paper-faithful arm's; None until
-    every arm is screened. Then the amendment below."""
-    recs = {}
+    """The arms for three seeds, by the rule fixed before screening and its amendment
+    (docs/memory-study.md; :func:`mosslib.measure.memstudy.planned_arms`); None until every arm is screened."""
+    recs = []
     for arm in ARMS:
         f = results / "screen" / f"{arm}.json"
         if not f.exists():
             return None
-        recs[arm] = json.loads(f.read_text())
-    base = recs["paper"]["val"]["trained"]["val"]
-
-    def cost(arm: str) -> float:
-        return recs[arm]["val"]["ablation"]["mean"]["val"]
-
-    ok = [a for a in ARMS if a != "paper" and recs[a]["val"]["trained"]["val"] >= base - 0.3]
-    ok.sort(key=cost)
-    chosen = ["paper"] + ok[:2]
-    # Amendment (session 21, before any seeded run): the rule above keeps PSNR parity and so may
-    # pick only bypassed memories; the verdict's third question (does a *working* memory change the
-    # self-training gain?) needs one. Add the arm with the largest validation ablation cost, whatever
-    # its PSNR, when that cost's interval lies below zero and the arm is not already chosen.
-    live = [a for a in ARMS if a not in chosen and recs[a]["val"]["ablation_ci"]["mean"]["val"][1] < 0]
-    if live:
-        chosen.append(min(live, key=cost))
-    return chosen
+        recs.append({"arm": arm, **json.loads(f.read_text())})
+    return planned_arms(recs, order=list(ARMS))
 
 
 def write(path: Path, rec: dict) -> None:

@@ -79,6 +79,19 @@ def test_no_variant_works_when_its_ablation_is_too_small_or_it_loses_accuracy(tm
     assert v["changes"]["answer"] == "cannot be asked"  # not "no": nothing worked to compare with
 
 
+def test_no_variant_works_is_not_said_before_every_seeded_arm_has_its_seeds(tmp_path):
+    # screens make "live" (fusion off: a real cost, worse PSNR) a seeded arm by the amendment
+    recs = [_rec("paper", 0, "screen", 18.0, 0.0), _rec("small", 0, "screen", 18.0, 0.1), _rec("live", 0, "screen", 17.0, 1.0)]
+    recs += [r for s in range(3) for r in (_rec("paper", s, "full", 18.2, 0.0, 0.05), _rec("small", s, "full", 18.2, 0.1, 0.05))]
+    v = verdict(_write(tmp_path, recs))
+    assert v["works"]["answer"] == "open" and "live 0/3" in v["works"]["text"]
+    assert v["changes"]["answer"] == "open"
+    recs = [_rec("live", s, "full", 17.0, 1.0, 0.05) for s in range(2)]
+    assert verdict(_write(tmp_path, recs))["works"]["answer"] == "open"  # 2 of 3 seeds: "yes" could still come, "no" waits
+    v = verdict(_write(tmp_path, [_rec("live", 2, "full", 17.0, 1.0, 0.05)]))
+    assert v["works"]["answer"] == "no" and "live 3/3" in v["works"]["text"]  # costs 1 dB but loses 1.2 dB of PSNR
+
+
 def test_open_answers_before_the_seeds_exist(tmp_path):
     v = verdict(_write(tmp_path, [_rec("paper", 0, "screen", 18.0, 0.0)]))
     assert v["carries"]["answer"] == "open" and "screen only" in v["carries"]["text"]
