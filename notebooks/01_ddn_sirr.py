@@ -47,9 +47,7 @@ from pathlib import Path
 from IPython.display import Markdown, display
 
 from mosslib.apps import book
-
 from mosslib.measure import paper
-
 from mosslib.measure import tables
 from mosslib.method.checkpoint import load_model
 from mosslib.data.layouts import open_dataset

@@ -49,9 +49,7 @@ seeds = 1
 from IPython.display import Markdown, display
 
 from mosslib.apps import book
-
 from mosslib.measure import paper
-
 from mosslib.measure import tables
 from mosslib.method.runs import config_of_run
 

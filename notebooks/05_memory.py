@@ -79,7 +79,6 @@ import json
 from IPython.display import Markdown
 
 from mosslib.measure import memstudy
-
 from mosslib.measure import tables
 from mosslib.method.runs import memory_diagnosed
 
