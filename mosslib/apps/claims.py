@@ -309,10 +309,11 @@ def _memory_verdict(ev: Evidence, cost: float) -> tuple[str, str]:
 
 def _study_paper_ablation(results: Path) -> tuple[dict[str, Evidence], int, str] | None:
     """The memory study's ablation of the paper-faithful MOSS over seeds (``results/../study``):
-    ``({split: Evidence}, seeds, budget)``, or None with fewer than two seeds."""
+    ``({split: Evidence}, seeds, budget)``, or None before the study's ``STUDY_SEEDS`` seeds (page 07's
+    verdict waits for them too, so the ledger and the page never disagree)."""
     records = memstudy.load_records(results.parent / "study")
     seeds = [r for r in records["seeds"] if r["arm"] == "paper" and r["kind"] == "full"]
-    if len(seeds) < 2:
+    if len(seeds) < memstudy.STUDY_SEEDS:
         return None
     out = {}
     for g in memstudy.SPLITS:

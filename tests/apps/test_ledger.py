@@ -235,6 +235,5 @@ def test_cpu_memory_claim_takes_its_verdict_from_the_study_seeds(tmp_path):
     assert c.verdict == "not held" and "3 seeds" in c.interval and c.page == "07_memory_study"
     assert c.evidence.startswith("over 3 seeds of the memory study's paper-faithful MOSS") and "3,000 steps" in c.budget
     assert claim(ledger.build_ledger(results, "quick"), "memory").verdict == "held"  # a toy book keeps its own model
-    for s in (1, 2):
-        (seeds / f"paper-s{s}-full.json").unlink()
-    assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "held"  # one seed: the study does not decide
+    (seeds / "paper-s2-full.json").unlink()
+    assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "held"  # 2 of 3 seeds: the study does not decide yet

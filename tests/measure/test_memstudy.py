@@ -66,6 +66,9 @@ def test_inert_paper_memory_and_a_working_variant(tmp_path):
     assert v["carries"]["answer"] == "no"
     assert v["works"]["answer"] == "yes" and v["works"]["arm"] == "t0.1"
     assert v["changes"]["answer"] == "yes"  # gain +0.5 against +0.2
+    (tmp_path / "seeds" / "t0.1-s2-full.json").unlink()
+    v = verdict(load_records(tmp_path))
+    assert v["works"]["answer"] == "open" and "t0.1 2/3" in v["works"]["text"]  # 2 of 3 seeds: not yet a "yes"
 
 
 def test_no_variant_works_when_its_ablation_is_too_small_or_it_loses_accuracy(tmp_path):
@@ -151,7 +154,7 @@ def test_arms_table_names_what_each_arm_changes_from_its_saved_config(tmp_path):
 
 def test_one_seed_or_a_hair_of_a_cost_does_not_make_the_memory_carry_information(tmp_path):
     one = verdict(_write(tmp_path, [_rec("paper", 0, "full", 18.2, 0.5, 0.05), _rec("paper", 0, "no_selftrain", 18.0, 0.5)]))
-    assert one["carries"]["answer"] == "open" and "1 seed" in one["carries"]["text"]
+    assert one["carries"]["answer"] == "open" and "1 of 3 seeds" in one["carries"]["text"]
     (tmp_path / "b").mkdir()
     recs = [r for s in range(3) for r in (_rec("paper", s, "full", 18.2, 0.00001, 0.05), _rec("paper", s, "no_selftrain", 18.0, 0.0))]
     assert verdict(_write(tmp_path / "b", recs))["carries"]["answer"] == "no"  # -0.00 [-0.00, -0.00]: below precision
