@@ -130,9 +130,21 @@ display(Markdown(memstudy.verdict_markdown(memstudy.verdict(study))))
 # input beside output, one figure per arm: `results/study/figures/<arm>.jpg`.
 
 # %%
-grids = sorted((study_dir / "figures").glob("real_*.jpg"))
-for jpg in grids:
-    display(Markdown(f"**{jpg.stem.removeprefix('real_')}.jpg**"))
-    display(Image(filename=str(jpg)))
-if not grids:
-    display(Markdown("No real-photo figures yet (`experiments/memory_study/run.py --grids` draws them)."))
+def show_grids(prefix: str, missing: str) -> None:
+    grids = sorted((study_dir / "figures").glob(f"{prefix}*.jpg"))
+    for jpg in grids:
+        display(Markdown(f"**{jpg.stem.removeprefix(prefix)}.jpg**"))
+        display(Image(filename=str(jpg)))
+    if not grids:
+        display(Markdown(missing))
+
+
+show_grids("real_", "No real-photo figures yet (`experiments/memory_study/run.py --grids` draws them).")
+
+# %% [markdown]
+# The same photos through seed 0 of each seeded arm after its 3,000 steps: MOSS (self-trained on
+# the real photos, $\mathcal{D}_U$, from step 1,500) beside its supervised twin from the same
+# pre-training. If self-training or a working memory helps with real rain, it shows here.
+
+# %%
+show_grids("seeds_real_", "Drawn once seed 0 of every seeded arm has finished.")

@@ -13,7 +13,8 @@ folders under ``--runs`` are a cache: a lost one is trained again). Jobs, in ord
 2. seeds: the paper-faithful arm, the two arms chosen by the rule in docs/memory-study.md and the
    arm whose memory costs most to ablate (the amendment there), seeds 0-2:
    ``full`` (MOSS, ``STEPS`` steps, self-training after ``PRETRAIN``) and ``no_selftrain``, both
-   forked from that seed's pre-training; record = the same measures for both runs.
+   forked from that seed's pre-training; record = the same measures for both runs. Once seed 0
+   of every seeded arm is in: the same photos through each, MOSS beside its supervised twin.
 """
 from __future__ import annotations
 
@@ -163,11 +164,10 @@ def save_real_figure(model, photos: dict, path: Path) -> None:
     Image.fromarray(grid).save(path, quality=85)
 
 
-def save_real_grids(runs: Path, results: Path, data_root: Path, cols: int = 5) -> list[Path]:
-    """One figure per photo of FIGURE_PHOTOS: a central crop (native pixels, so streaks stay visible;
-    at most half the photo and 280 pixels a side) of the input and of every screened arm's output
-    (``results/figures/real_<photo>.jpg``), from each screen's validation-selected checkpoint.
-    Draws nothing when a screened arm's run folder is missing (a lost cache would drop it)."""
+def _draw_grids(models: dict[str, Path], data_root: Path, prefix: str, results: Path, cols: int) -> list[Path]:
+    """One figure per photo of FIGURE_PHOTOS (``results/figures/<prefix><photo>.jpg``): a central crop
+    (native pixels, so streaks stay visible; at most half the photo and 280 pixels a side) of the input
+    and of each labelled run's output, from its validation-selected checkpoint."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,17 +175,12 @@ def save_real_grids(runs: Path, results: Path, data_root: Path, cols: int = 5) -
 
     from mosslib.measure.evaluate import derain_tensor
 
-    arms = [a for a in ARMS if (results / "screen" / f"{a}.json").exists()]
-    lost = [a for a in arms if not (runs / a / f"s0-full-{PRETRAIN}" / "done.json").exists()]
-    if lost:
-        say(f"real-photo grids not redrawn: no run folder under {runs} for {', '.join(lost)}")
-        return []
     photos = {n: read_rgb(data_root / "DDN-SIRR" / "real_input" / n) for n in FIGURE_PHOTOS}
     outputs = {n: {"input": img} for n, img in photos.items()}
-    for arm in arms:
-        model = load_model(runs / arm / f"s0-full-{PRETRAIN}", which="best")
+    for label, run in models.items():
+        model = load_model(run, which="best")
         for n, img in photos.items():
-            outputs[n][arm] = derain_tensor(model, img)
+            outputs[n][label] = derain_tensor(model, img)
     written = []
     for n, tiles in outputs.items():
         rows = -(-len(tiles) // cols)
@@ -199,12 +194,37 @@ def save_real_grids(runs: Path, results: Path, data_root: Path, cols: int = 5) -
             ax.imshow(img[top:top + ch, left:left + cw], interpolation="nearest")
             ax.set_title(label, fontsize=9)
         fig.tight_layout(pad=0.3)
-        path = results / "figures" / f"real_{Path(n).stem}.jpg"
+        path = results / "figures" / f"{prefix}{Path(n).stem}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100, pil_kwargs={"quality": 80})
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _complete(models: dict[str, Path], what: str) -> bool:
+    """Every run folder is there; otherwise say so (a lost cache must not drop a run from a committed figure)."""
+    lost = [label for label, run in models.items() if not (run / "done.json").exists()]
+    if lost:
+        say(f"{what} not redrawn: no finished run folder for {', '.join(lost)}")
+    return not lost
+
+
+def save_real_grids(runs: Path, results: Path, data_root: Path) -> list[Path]:
+    """Every screened arm on the FIGURE_PHOTOS (``real_<photo>.jpg``), from the screens' runs."""
+    models = {a: runs / a / f"s0-full-{PRETRAIN}" for a in ARMS if (results / "screen" / f"{a}.json").exists()}
+    return _draw_grids(models, data_root, "real_", results, cols=5) if _complete(models, "real-photo grids") else []
+
+
+def save_seed_grids(runs: Path, results: Path, data_root: Path, arms: list[str]) -> list[Path]:
+    """Seed 0 of every seeded arm, MOSS beside its supervised twin, on the FIGURE_PHOTOS
+    (``seeds_real_<photo>.jpg``): what self-training and each memory do to real rain. Nothing until
+    all those records exist."""
+    if not all((results / "seeds" / f"{a}-s0-{c}.json").exists() for a in arms for c in ("full", "no_selftrain")):
+        return []
+    models = {f"{a} {label}": runs / a / f"s0-{c}-{STEPS}" for a in arms
+              for c, label in (("full", "MOSS"), ("no_selftrain", "supervised"))}
+    return _draw_grids(models, data_root, "seeds_real_", results, cols=3) if _complete(models, "seed grids") else []
 
 
 def train(arm: str, seed: int, config: str, steps: int, runs: Path, data_root: Path, fork: Path | None,
@@ -261,7 +281,8 @@ def main() -> int:
     p.add_argument("--data", default=os.environ.get("DATA_ROOT", str(REPO.parent / "shared" / "data")))
     p.add_argument("--until", default=None, help="HH:MM (UTC, today): start nothing that cannot end by then")
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--grids", action="store_true", help="only (re)draw the real-photo grids of the screened arms")
+    p.add_argument("--grids", action="store_true",
+                   help="only (re)draw the real-photo grids: the screened arms, and seed 0 of the seeded arms")
     args = p.parse_args()
     runs, results, data_root = Path(args.runs), Path(args.results), Path(args.data).resolve()
     deadline = None
@@ -271,7 +292,8 @@ def main() -> int:
         deadline = now.replace(hour=hh, minute=mm, second=0).timestamp()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     if args.grids:
-        for path in save_real_grids(runs, results, data_root):
+        arms = chosen_arms(results) or []
+        for path in save_real_grids(runs, results, data_root) + save_seed_grids(runs, results, data_root, arms):
             say(f"wrote {path}")
         return 0
     cache: dict = {}
@@ -315,6 +337,8 @@ def main() -> int:
                 rec = {"arm": arm, "seed": seed, "kind": config, **measure(run, data_root, cache)}
                 write(rec_path, rec)
                 say(f"{arm} seed {seed} {config}: test {rec['test']['trained']}")
+                if seed == 0:
+                    save_seed_grids(runs, results, data_root, arms)  # drawn once seed 0 of every arm is in
     say(f"{pending} jobs to go" if pending else "grid complete")
     return 0
 

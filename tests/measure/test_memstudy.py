@@ -158,3 +158,32 @@ def test_one_seed_or_a_hair_of_a_cost_does_not_make_the_memory_carry_information
     (tmp_path / "b").mkdir()
     recs = [r for s in range(3) for r in (_rec("paper", s, "full", 18.2, 0.00001, 0.05), _rec("paper", s, "no_selftrain", 18.0, 0.0))]
     assert verdict(_write(tmp_path / "b", recs))["carries"]["answer"] == "no"  # -0.00 [-0.00, -0.00]: below precision
+
+
+def test_seed_grids_wait_for_seed_0_of_every_arm_and_for_every_run_folder(tmp_path, monkeypatch, tiny_moedn):
+    from PIL import Image
+
+    run = _study_runner()
+    monkeypatch.setattr(run, "load_model", lambda path, which: tiny_moedn[0])
+    photos = tmp_path / "data" / "DDN-SIRR" / "real_input"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in run.FIGURE_PHOTOS:
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(photos / name)
+    results, runs, arms = tmp_path / "results", tmp_path / "runs", ["paper", "t0.1"]
+    (results / "seeds").mkdir(parents=True)
+    for arm in arms:
+        for config in ("full", "no_selftrain"):
+            folder = runs / arm / f"s0-{config}-{run.STEPS}"
+            folder.mkdir(parents=True)
+            (folder / "done.json").write_text("{}")
+            if (arm, config) != ("t0.1", "no_selftrain"):
+                (results / "seeds" / f"{arm}-s0-{config}.json").write_text("{}")
+    assert run.save_seed_grids(runs, results, tmp_path / "data", arms) == []  # one record missing
+    (results / "seeds" / "t0.1-s0-no_selftrain.json").write_text("{}")
+    (runs / "paper" / f"s0-full-{run.STEPS}" / "done.json").unlink()
+    assert run.save_seed_grids(runs, results, tmp_path / "data", arms) == []  # a lost run folder
+    (runs / "paper" / f"s0-full-{run.STEPS}" / "done.json").write_text("{}")
+    written = run.save_seed_grids(runs, results, tmp_path / "data", arms)
+    assert [p.name for p in written] == [f"seeds_real_{n.split('.')[0]}.jpg" for n in run.FIGURE_PHOTOS]
+    assert all(Image.open(p).size[0] > 0 for p in written)
