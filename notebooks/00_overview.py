@@ -73,6 +73,10 @@ print(f"profile {profile}; results -> {portable_path(dirs.results)}; figures -> 
 # One row per claim of the paper, judged on this profile's tables (`results/<profile>/`, written by
 # the notebooks that follow; the book writes the ledger before it runs this notebook). Each verdict
 # names its evidence, what its interval covers, the training budget beside the paper's, and why.
+# A verdict needs an interval over seeds: where a table has one seed, its row borrows the same
+# comparison measured over seeds at a smaller budget, and says so. Table 1's gain from $\mathcal{D}_U$
+# comes from the memory study's paper-faithful MOSS and its supervised twin (3 seeds, 3,000 steps)
+# once all three are in, else from Table 4's seeds; the memory row comes from the study's seeds.
 
 # %%
 from mosslib.apps import ledger
@@ -85,9 +89,10 @@ display(Markdown(ledger.ledger_markdown(claims, profile, heading="### Claims led
 # %% [markdown]
 # ### The memory: is it used, and what would make it work?
 #
-# The ledger's memory row judges one model. The memory study (notebook 7, `docs/memory-study.md`)
-# trains the paper's memory and variants of it at the `cpu` profile's data over several seeds, and
-# answers three questions by rules fixed in `mosslib.measure.memstudy.verdict`:
+# Until the study's seeds are in, the ledger's memory row judges one model. The memory study
+# (notebook 7, `docs/memory-study.md`) trains the paper's memory and variants of it at the `cpu`
+# profile's data over several seeds, and answers three questions by rules fixed in
+# `mosslib.measure.memstudy.verdict`:
 
 # %%
 from mosslib.measure import memstudy

@@ -18,7 +18,7 @@ import pandas as pd
 from . import stats
 
 __all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "ablation_diffs", "arms_table", "screen_table",
-           "seeds_table", "planned_arms", "verdict", "WORKS_DB", "PARITY_DB", "STUDY_SEEDS"]
+           "seeds_table", "paired_diffs", "planned_arms", "verdict", "WORKS_DB", "PARITY_DB", "STUDY_SEEDS"]
 
 SPLITS = ("dense", "sparse")
 WORKS_DB = 0.3  # a memory "works" when ablating its read costs at least this much, dense (issue 30)
@@ -113,7 +113,7 @@ def _by_arm(records: Mapping[str, list[dict]]) -> dict[str, dict[int, dict[str, 
     return arms
 
 
-def _paired(a: dict, b: dict, split: str) -> list[float]:
+def paired_diffs(a: dict, b: dict, split: str) -> list[float]:
     """Per-image PSNR of run b minus run a (as trained), paired by image name."""
     pa, pb = a["test_per_image"]["trained"][split], b["test_per_image"]["trained"][split]
     return [pb[k] - pa[k] for k in pa if k in pb]
@@ -129,7 +129,7 @@ def arm_summary(seeds: Mapping[int, Mapping[str, dict]]) -> dict:
     for split in SPLITS:
         out[f"moss {split}"] = float(np.mean([r["test"]["trained"][split] for r in full])) if full else math.nan
         out[f"supervised {split}"] = float(np.mean([r["test"]["trained"][split] for r in sup])) if sup else math.nan
-        out[f"gain {split}"] = seed_image_bootstrap([_paired(a, b, split) for a, b in both])
+        out[f"gain {split}"] = seed_image_bootstrap([paired_diffs(a, b, split) for a, b in both])
         out[f"ablation {split}"] = seed_image_bootstrap([ablation_diffs(r, "mean", split) for r in full])
         out[f"ablation supervised {split}"] = seed_image_bootstrap([ablation_diffs(r, "mean", split) for r in sup])
     out["real removed"] = float(np.mean([r["real"]["removed"] for r in full])) if full else math.nan
@@ -230,9 +230,9 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
         tried.append(arm)
         if base and min(s["seeds"], arm_summary(base)["seeds"]) >= STUDY_SEEDS and hi < 0 and m <= -WORKS_DB:
             common = [k for k in seeds if k in base and "full" in seeds[k] and "full" in base[k]]
-            dm, dlo, dhi = seed_image_bootstrap([_paired(base[k]["full"], seeds[k]["full"], "dense") for k in common])
+            dm, dlo, dhi = seed_image_bootstrap([paired_diffs(base[k]["full"], seeds[k]["full"], "dense") for k in common])
             if not math.isnan(dhi) and dhi >= 0:
-                sparse = seed_image_bootstrap([_paired(base[k]["full"], seeds[k]["full"], "sparse") for k in common])
+                sparse = seed_image_bootstrap([paired_diffs(base[k]["full"], seeds[k]["full"], "sparse") for k in common])
                 working.append((arm, m, lo, hi, dm, dlo, dhi, s, sparse))
     if working:
         arm, m, lo, hi, dm, dlo, dhi, s, sparse = min(working, key=lambda w: w[1])
@@ -243,8 +243,8 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
         b, w = arm_summary(base), s
         pair = {"full", "no_selftrain"}
         common = [k for k in seeds if k in base and pair <= set(seeds[k]) and pair <= set(base[k])]
-        gm = seed_image_bootstrap([np.subtract(_paired(seeds[k]["no_selftrain"], seeds[k]["full"], "dense"),
-                                               _paired(base[k]["no_selftrain"], base[k]["full"], "dense"))
+        gm = seed_image_bootstrap([np.subtract(paired_diffs(seeds[k]["no_selftrain"], seeds[k]["full"], "dense"),
+                                               paired_diffs(base[k]["no_selftrain"], base[k]["full"], "dense"))
                                    for k in common])
         changed = _excludes_zero(gm[1], gm[2])
         out["changes"] = {"answer": "yes" if changed else "no", "text": (

@@ -7,11 +7,8 @@ import pandas as pd
 import pytest
 
 from mosslib.apps import book
-
 from mosslib.apps import ledger
-
 from mosslib.measure import paper
-
 from mosslib.measure import tables
 
 
@@ -209,6 +206,34 @@ def test_one_seed_table1_takes_its_verdict_from_table4_seeds(tmp_path):
     # Table 1 over seeds of its own: its own runs decide again
     write_table1(tmp_path, [dense_sparse(0.0, s, 0.05, s) for s in range(3)], [dense_sparse(3.0, s, 0.05, 10 + s) for s in range(3)])
     assert claim(ledger.build_ledger(tmp_path, "cpu"), "t1-gain-dense").verdict == "held"
+
+
+def test_one_seed_table1_prefers_the_memory_studys_three_seeds(tmp_path):
+    # the study's paper-faithful arm: MOSS and its supervised twin from the same pre-training, 3,000 steps
+    results = tmp_path / "cpu"
+    results.mkdir()
+    write_table1(results, [dense_sparse(0.0, 0, 0.05, 0)], [dense_sparse(1.0, 0, 0.05, 10)])
+    seeds = tmp_path / "study" / "seeds"
+    seeds.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+
+    def record(s, kind, shift):
+        per = {g: {f"{g}{i}": base + i + shift + 0.05 * rng.standard_normal() for i in range(10)}
+               for g, base in (("dense", 18.0), ("sparse", 24.0))}
+        return {"arm": "paper", "seed": s, "kind": kind, "test_per_image": {"trained": per},
+                "run_config": {"optim": {"steps": 3000}, "data": {"batch_size": 4, "crop": 128}}}
+
+    for s in range(2):
+        for kind, shift in (("full", 0.3), ("no_selftrain", 0.0)):
+            (seeds / f"paper-s{s}-{kind}.json").write_text(json.dumps(record(s, kind, shift)))
+    assert claim(ledger.build_ledger(results, "cpu"), "t1-gain-dense").verdict == "not testable here"  # 2 of 3 seeds
+    (seeds / "paper-s2-full.json").write_text(json.dumps(record(2, "full", 0.3)))
+    assert claim(ledger.build_ledger(results, "cpu"), "t1-gain-dense").verdict == "not testable here"  # its twin missing
+    (seeds / "paper-s2-no_selftrain.json").write_text(json.dumps(record(2, "no_selftrain", 0.0)))
+    dense = claim(ledger.build_ledger(results, "cpu"), "t1-gain-dense")
+    assert dense.verdict == "held in sign, not in size" and "3 seeds" in dense.interval
+    assert dense.evidence.startswith("+0.3") and "memory study" in dense.evidence and "memory study" in dense.reason
+    assert "3,000 steps" in dense.budget
 
 
 def test_cpu_memory_claim_takes_its_verdict_from_the_study_seeds(tmp_path):
