@@ -55,12 +55,12 @@ import inspect
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mosslib.measure import paper, tables
+from mosslib.measure import figures, paper, places, tables
 from mosslib.method.checkpoint import run_metadata
 from mosslib.measure.metrics import CONVENTIONS
 from mosslib.method.profiles import PROFILES, make_config
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)
 cfg = make_config(profile, "full", data_root=data_root or None)
 from mosslib.measure.places import portable_path
 
@@ -203,7 +203,7 @@ rows = []
 for group, pairs in groups.items():
     rainy, clean = pairs[0].load()
     rows.append({"rainy": rainy, "ground truth": clean})
-fig = tables.comparison_figure(rows, [f"{g}: {p[0].name}" for g, p in groups.items()],
+fig = figures.comparison_figure(rows, [f"{g}: {p[0].name}" for g, p in groups.items()],
                                suptitle=f"test set {cfg.data.test} ({profile})")
-tables.save_figure(fig, dirs.figures / "overview_test_pairs.png")
+figures.save_figure(fig, dirs.figures / "overview_test_pairs.png")
 print({g: len(p) for g, p in groups.items()}, "test images per group")

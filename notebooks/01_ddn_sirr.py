@@ -46,9 +46,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from mosslib.apps import book
-from mosslib.measure import paper
-from mosslib.measure import tables
+from mosslib.apps import bookruns
+from mosslib.measure import figures, gains, paper, places, tables
 from mosslib.method.checkpoint import load_model
 from mosslib.data.layouts import open_dataset
 from mosslib.measure.evaluate import derain_tensor
@@ -56,7 +55,7 @@ from mosslib.method.runs import config_of_run
 from mosslib.data.imageio import read_rgb
 from mosslib.method.trainset import data_root as resolve_root, test_dataset
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)
 root = data_root or None  # None: the profile's default (embedded for smoke/quick, $DATA_ROOT for cpu/paper)
 seed_list = list(range(int(seeds)))
 
@@ -64,9 +63,9 @@ seed_list = list(range(int(seeds)))
 # ## Training (cached: a finished run is reused, an interrupted one resumes)
 
 # %%
-specs = [book.RunSpec.make("no_selftrain", seed=s, label="supervised (D_C)") for s in seed_list]
-specs += [book.RunSpec.make("full", seed=s, label="MOSS (D_C + D_U)") for s in seed_list]
-runs = book.train_runs(specs, profile, root, dirs.runs)
+specs = [bookruns.RunSpec.make("no_selftrain", seed=s, label="supervised (D_C)") for s in seed_list]
+specs += [bookruns.RunSpec.make("full", seed=s, label="MOSS (D_C + D_U)") for s in seed_list]
+runs = bookruns.train_runs(specs, profile, root, dirs.runs)
 sup_runs, moss_runs = runs[: len(seed_list)], runs[len(seed_list):]
 cfg = config_of_run(moss_runs[0])
 
@@ -74,9 +73,9 @@ cfg = config_of_run(moss_runs[0])
 # ## Evaluation on the test set (RGB convention, the paper's)
 
 # %%
-supervised = book.evaluate_runs(sup_runs)
-moss = book.evaluate_runs(moss_runs)
-inputs = tables.input_scores(test_dataset(cfg.data).root)
+supervised = bookruns.evaluate_runs(sup_runs)
+moss = bookruns.evaluate_runs(moss_runs)
+inputs = gains.input_scores(test_dataset(cfg.data).root)
 meta = tables.table_meta(
     "Table 1: PSNR (and SSIM) on the DDN-SIRR(-like) synthetic test set",
     moss, tables.data_description(cfg), profile,
@@ -93,10 +92,10 @@ t1.write(dirs.results)
 display(Markdown(t1.markdown()))
 
 # %%
-groups = tables.groups_of(moss)
+groups = gains.groups_of(moss)
 lines = [f"**What this run shows** ({profile}, {len(seed_list)} seed(s)):", ""]
 for g in groups:
-    gain = tables.gain_of(supervised, moss, g, "psnr")
+    gain = gains.gain_of(supervised, moss, g, "psnr")
     lines.append("- " + gain.sentence(f"MOSS - supervised, {g} PSNR"))
     if g in paper.TABLE1_INPUT:
         rep = paper.table1_entry("MOSS")
@@ -116,8 +115,8 @@ for g, pairs in test_groups.items():
         rows.append({"rainy": rainy, "supervised (D_C)": derain_tensor(sup_model, rainy),
                      "MOSS (D_C + D_U)": derain_tensor(moss_model, rainy), "ground truth": clean})
         titles.append(f"{g}: {pair.name}")
-fig = tables.comparison_figure(rows, titles, suptitle=f"test images, {profile} profile, seed {seed_list[0]}")
-tables.save_figure(fig, dirs.figures / "fig4_test.png")
+fig = figures.comparison_figure(rows, titles, suptitle=f"test images, {profile} profile, seed {seed_list[0]}")
+figures.save_figure(fig, dirs.figures / "fig4_test.png")
 
 # %% [markdown]
 # ## Fig. 5: rainy photos without ground truth ($\mathcal{D}_U$)
@@ -148,7 +147,7 @@ for path in photos:
                  "MOSS (D_C + D_U)": derain_tensor(moss_model, rainy)})
 if rows:
     kind = "real rainy photos" if d.root else "photos with procedural rain (embedded data, not real rain)"
-    fig = tables.comparison_figure(rows, [p.name for p in photos], suptitle=f"{kind} ({real_dir.name}), {profile}")
-    tables.save_figure(fig, dirs.figures / "fig5_real.png")
+    fig = figures.comparison_figure(rows, [p.name for p in photos], suptitle=f"{kind} ({real_dir.name}), {profile}")
+    figures.save_figure(fig, dirs.figures / "fig5_real.png")
 else:
     print("no unlabeled photos configured (data.unlabeled is empty): Fig. 5 skipped")

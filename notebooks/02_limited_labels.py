@@ -19,7 +19,7 @@
 # $\mathcal{D}_L + \mathcal{D}_U$, and tested on the data set's test split: Rain200H (Table 2)
 # and Rain800 (Table 3).
 #
-# **Which data this notebook uses** (decided by `mosslib.apps.book.limited_setups`, printed below):
+# **Which data this notebook uses** (decided by `mosslib.apps.bookruns.limited_setups`, printed below):
 #
 # 1. Rain200H and Rain800 when the data root holds them (the paper's protocol);
 # 2. otherwise Rain100L from the data root (`DATA_ROOT`): its train split as
@@ -48,16 +48,15 @@ seeds = 1
 # %%
 from IPython.display import Markdown, display
 
-from mosslib.apps import book
-from mosslib.measure import paper
-from mosslib.measure import tables
+from mosslib.apps import bookruns
+from mosslib.measure import figures, gains, paper, places, tables
 from mosslib.method.runs import config_of_run
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)
 root = data_root or None
 seed_list = list(range(int(seeds)))
-setups = book.limited_setups(profile, root)
-print("steps per run:", book.LIMITED_STEPS.get(profile) or "the profile's own")
+setups = bookruns.limited_setups(profile, root)
+print("steps per run:", bookruns.LIMITED_STEPS.get(profile) or "the profile's own")
 for s in setups:
     print(f"- {s.name}: {s.note}; beside the paper's {s.paper_dataset or 'Tables 2 and 3 (another data set: reference only)'}")
 
@@ -71,15 +70,15 @@ for setup in setups:
     specs, keys = [], []
     for pct in PERCENTS:
         for s in seed_list:
-            specs.append(book.RunSpec.make("no_selftrain", book.limited_overrides(profile, pct, False, setup.labeled),
+            specs.append(bookruns.RunSpec.make("no_selftrain", bookruns.limited_overrides(profile, pct, False, setup.labeled),
                                            seed=s, label=f"{setup.name} {pct} % D_L"))
             keys.append((pct, "D_L"))
             if pct < 100:
-                specs.append(book.RunSpec.make("full", book.limited_overrides(profile, pct, True, setup.labeled),
+                specs.append(bookruns.RunSpec.make("full", bookruns.limited_overrides(profile, pct, True, setup.labeled),
                                                seed=s, label=f"{setup.name} {pct} % D_L + D_U"))
                 keys.append((pct, "D_L + D_U"))
-    runs = book.train_runs(specs, profile, root, dirs.runs)
-    evals = book.evaluate_runs(runs, test=setup.test)
+    runs = bookruns.train_runs(specs, profile, root, dirs.runs)
+    evals = bookruns.evaluate_runs(runs, test=setup.test)
     results = {}
     for (pct, key), ev in zip(keys, evals):
         results.setdefault(pct, {}).setdefault(key, []).append(ev)
@@ -106,8 +105,8 @@ for setup in setups:
     table.write(dirs.results)
     tables_out[setup.name] = table
     display(Markdown(table.markdown()))
-    fig = tables.limited_figure(table, f"PSNR vs. labeled fraction: {setup.name} ({profile})")
-    tables.save_figure(fig, dirs.figures / f"{name}_psnr_vs_labels.png")
+    fig = figures.limited_figure(table, f"PSNR vs. labeled fraction: {setup.name} ({profile})")
+    figures.save_figure(fig, dirs.figures / f"{name}_psnr_vs_labels.png")
 
 # %% [markdown]
 # ## Reading the gains
@@ -122,7 +121,7 @@ for setup_name, table in tables_out.items():
     book_rows = f[f["source"].str.startswith("this book") & f["psnr_gain"].notna()] if "psnr_gain" in f else f.iloc[:0]
     lines = [f"**{setup_name}** ({profile}):"]
     for _, r in book_rows.iterrows():
-        g = tables.Gain(r["psnr_gain"], r["psnr_gain_ci_lo"], r["psnr_gain_ci_hi"], sum(table.meta.n_test.values()),
+        g = gains.Gain(r["psnr_gain"], r["psnr_gain_ci_lo"], r["psnr_gain_ci_hi"], sum(table.meta.n_test.values()),
                         seeds=max(1, len(table.meta.seeds)))
         lines.append("- " + g.sentence(f"{int(r['percent'])} % labels, PSNR gain from D_U"))
     display(Markdown("\n".join(lines)))

@@ -23,7 +23,7 @@
 #
 # The measurements come from `results/<profile>/timing.csv`, written by
 # `python -m mosslib bench --profile <profile>` (also `make bench`). When the file is missing
-# this notebook runs the benchmark (inference timings only, `mosslib.apps.book.BENCH_FLAGS`); delete
+# this notebook runs the benchmark (inference timings only, `mosslib.apps.bookruns.BENCH_FLAGS`); delete
 # the file to measure again. Rows: MOEDN (`moedn`, fp32, the network the book trains), its fast
 # inference path (`moedn-fast-...`, `mosslib.model.fast`), in results measured before it left the package the
 # int8 experiment (`moedn-int8`, now `experiments/int8/`: faster, but not accurate enough to be offered for
@@ -43,12 +43,12 @@ seeds = 1
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mosslib.apps import book
-from mosslib.measure import paper, tables
+from mosslib.apps import bookruns
+from mosslib.measure import figures, paper, places, tables
 from mosslib.measure.places import portable_path
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
-path = book.timing_results(profile, dirs.results)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)
+path = bookruns.timing_results(profile, dirs.results)
 timing = tables.timing_frame(pd.read_csv(path, comment="#"))
 device = tables.timing_device(timing)
 side = tables.timing_side(path)
@@ -73,8 +73,8 @@ tt.write(dirs.results)
 display(Markdown(tt.markdown()))
 
 # %%
-fig = tables.timing_figure(timing, device, f"ms per {side}x{side} image on {device} ({profile})", side)
-tables.save_figure(fig, dirs.figures / "fig8_timing.png")
+fig = figures.timing_figure(timing, device, f"ms per {side}x{side} image on {device} ({profile})", side)
+figures.save_figure(fig, dirs.figures / "fig8_timing.png")
 ranked = list(timing.sort_values("ms")["arch"])
 moedn = next((a for a in ranked if str(a).lower() in ("moedn", "moss")), None)  # the fp32 MOEDN row
 if moedn is not None:

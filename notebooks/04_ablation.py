@@ -47,12 +47,11 @@ seeds = 1
 # %%
 from IPython.display import Markdown, display
 
-from mosslib.apps import book
-from mosslib.measure import paper
-from mosslib.measure import tables
+from mosslib.apps import bookruns
+from mosslib.measure import figures, gains, paper, places, tables
 from mosslib.method.runs import config_of_run
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)
 root = data_root or None
 seed_list = list(range(int(seeds)))
 
@@ -60,23 +59,23 @@ seed_list = list(range(int(seeds)))
 # ## Training
 #
 # At the profile's own budget Table 1's two runs are reused from the cache. The `cpu` profile
-# trains Table 4 at a reduced budget (`book.TABLE4_STEPS`: Tables 2-3's 2,000 steps), so that all
+# trains Table 4 at a reduced budget (`bookruns.TABLE4_STEPS`: Tables 2-3's 2,000 steps), so that all
 # six configurations fit in about an hour on 2 cores; its supervised run is then Tables 2-3's
 # 100 % run, and its "Ours" is not Table 1's 12,000-step model. `full` and `no_memory` train
 # first so that the runs sharing their pre-training fork it instead of repeating it.
 
 # %%
-configs = book.table4_configs(profile)
-overrides = book.table4_overrides(profile)
+configs = bookruns.table4_configs(profile)
+overrides = bookruns.table4_overrides(profile)
 not_run = [paper.TABLE4_LABELS[c] for c in paper.TABLE4_ORDER if c not in configs]
 if not_run:
-    print(f"not trained in the {profile} profile (its budget): {', '.join(not_run)} - see book.TABLE4_CONFIGS")
+    print(f"not trained in the {profile} profile (its budget): {', '.join(not_run)} - see bookruns.TABLE4_CONFIGS")
 print("steps per run:", overrides.get("optim.steps", "the profile's own"))
-specs = [book.RunSpec.make(c, overrides, seed=s, label=paper.TABLE4_LABELS[c])
-         for c in book.table4_training_order(configs) for s in seed_list]
-runs = book.train_runs(specs, profile, root, dirs.runs)
+specs = [bookruns.RunSpec.make(c, overrides, seed=s, label=paper.TABLE4_LABELS[c])
+         for c in bookruns.table4_training_order(configs) for s in seed_list]
+runs = bookruns.train_runs(specs, profile, root, dirs.runs)
 evals = {}
-for spec, ev in zip(specs, book.evaluate_runs(runs)):
+for spec, ev in zip(specs, bookruns.evaluate_runs(runs)):
     evals.setdefault(spec.config, []).append(ev)
 cfg = config_of_run(runs[[s.config for s in specs].index("full")])
 
@@ -89,7 +88,7 @@ meta = tables.table_meta(
            "(over test images for one seed; over seeds, then test images, for several)",
            "seed spread: '± sd' over seeds when more than one seed ran",
            f"steps per run: {cfg.optim.steps} (pre-training {cfg.optim.pretrain_steps})"
-           + (" - a reduced budget (book.TABLE4_STEPS), not Table 1's runs" if overrides else "")]
+           + (" - a reduced budget (bookruns.TABLE4_STEPS), not Table 1's runs" if overrides else "")]
           + ([f"not trained in this profile (budget): {', '.join(not_run)}"] if not_run else []),
 )
 t4 = tables.table4(evals, meta)
@@ -97,14 +96,14 @@ t4.write(dirs.results)
 display(Markdown(t4.markdown()))
 
 # %%
-fig = tables.ablation_figure(t4, f"Ablations ({profile}) beside the paper's Table 4")
-tables.save_figure(fig, dirs.figures / "table4_ablation.png")
+fig = figures.ablation_figure(t4, f"Ablations ({profile}) beside the paper's Table 4")
+figures.save_figure(fig, dirs.figures / "table4_ablation.png")
 
 lines = [f"**Each removal against full MOSS** ({profile}, {len(seed_list)} seed(s)); "
          "a difference whose interval includes zero is not told apart from noise:", ""]
-for g in tables.groups_of(evals["full"]):
+for g in gains.groups_of(evals["full"]):
     for c in configs[:-1]:
-        gain = tables.gain_of(evals["full"], evals[c], g, "psnr")
+        gain = gains.gain_of(evals["full"], evals[c], g, "psnr")
         lines.append("- " + gain.sentence(f"{paper.TABLE4_LABELS[c]} - Ours, {g}"))
 display(Markdown("\n".join(lines)))
 

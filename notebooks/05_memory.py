@@ -52,11 +52,11 @@ from pathlib import Path
 from IPython.display import Image, display
 
 from mosslib.apps import explorer as memviz
-from mosslib.measure import tables
+from mosslib.measure import places
 from mosslib.method.runs import trained
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
-run = tables.resolve_path(run_dir) if run_dir else trained(profile, "full", data_root or None, runs_dir=dirs.runs, quiet=True)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
+run = places.resolve_path(run_dir) if run_dir else trained(profile, "full", data_root or None, runs_dir=dirs.runs, quiet=True)
 models = memviz.run_checkpoints(run)
 sources = memviz.run_image_sets(run, max_per_source=max_images or None)
 all_images = {name: path for group in sources.values() for name, path in group.items()}
@@ -79,10 +79,9 @@ import json
 from IPython.display import Markdown
 
 from mosslib.measure import memstudy
-from mosslib.measure import tables
 from mosslib.method.runs import memory_diagnosed
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)
 diag = memory_diagnosed(run)
 dirs.results.mkdir(parents=True, exist_ok=True)
 (dirs.results / "memory.json").write_text(json.dumps(diag, indent=1) + "\n")

@@ -47,11 +47,11 @@ from IPython.display import Image, display
 from mosslib.apps import explorer as memviz
 from mosslib.apps import userstudy
 from mosslib.data.imageio import read_rgb
-from mosslib.measure import tables
+from mosslib.measure import places
 from mosslib.method.checkpoint import load_model
 from mosslib.method.runs import config_of_run, trained
 
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
 runs = {
     "supervised": trained(profile, "supervised", data_root or None, runs_dir=dirs.runs, quiet=True),
     "MOSS": trained(profile, "full", data_root or None, runs_dir=dirs.runs, quiet=True),
@@ -59,7 +59,7 @@ runs = {
 if max_photos < 0:
     max_photos = {"smoke": 4, "quick": 24}.get(profile, 0)
 photos = memviz.run_image_sets(runs["MOSS"], max_per_source=max_photos or None)["real"]
-cache = tables.resolve_path(cache_dir) / "real_world" / profile / runs["MOSS"].name
+cache = places.resolve_path(cache_dir) / "real_world" / profile / runs["MOSS"].name
 outputs = userstudy.method_outputs({m: load_model(r) for m, r in runs.items()}, photos, cache, include_input=True)
 # with the embedded data the "real" set is photos with procedural rain: never call it real
 real_rain = bool(config_of_run(runs["MOSS"]).data.root)

@@ -59,11 +59,11 @@ runs_dir = "runs"
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from mosslib.measure import memstudy, tables
+from mosslib.measure import memstudy, places
 from mosslib.measure.places import portable_path
 
 pd.set_option("display.max_colwidth", 200)
-dirs = tables.book_dirs(profile, results_dir, figures_dir, runs_dir)
+dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)
 study_dir = dirs.results.parent / "study"
 study = memstudy.load_records(study_dir)
 print(f"{len(study['screen'])} screened arms, {len(study['seeds'])} seeded runs in {portable_path(study_dir)}")

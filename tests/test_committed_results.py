@@ -48,7 +48,7 @@ def test_committed_results_carry_no_machine_paths():
 
 
 def test_results_write_portable_data_paths(tmp_path):
-    from mosslib.measure import tables
+    from mosslib.measure import places, tables
     from mosslib.method.profiles import make_config
 
     cfg = make_config("cpu", "full", data_root=str(tmp_path / "data"),
@@ -56,6 +56,6 @@ def test_results_write_portable_data_paths(tmp_path):
     text = tables.data_description(cfg)
     assert str(tmp_path) not in text and text.startswith("$DATA_ROOT: ")
     assert "D_U = $DATA_ROOT/DDN-SIRR/real_input" in text
-    assert tables.portable_path(tables.repo_root() / "mosslib" / "weights" / "moss_cpu.pt") == "mosslib/weights/moss_cpu.pt"
-    assert tables.portable_path(tmp_path / "data" / "DDN-SIRR", tmp_path / "data") == "$DATA_ROOT/DDN-SIRR"
-    assert tables.portable_path("/elsewhere/x/model.pt") == "model.pt"
+    assert places.portable_path(places.repo_root() / "mosslib" / "weights" / "moss_cpu.pt") == "mosslib/weights/moss_cpu.pt"
+    assert places.portable_path(tmp_path / "data" / "DDN-SIRR", tmp_path / "data") == "$DATA_ROOT/DDN-SIRR"
+    assert places.portable_path("/elsewhere/x/model.pt") == "model.pt"

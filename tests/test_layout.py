@@ -71,6 +71,26 @@ def test_tests_mirror_the_role_folders():
     assert top == ["test_committed_results.py", "test_layout.py"], top
 
 
+def test_no_module_imports_what_it_neither_uses_nor_exports():
+    """A name imported from a sibling module is used, or listed in ``__all__`` (a deliberate entry
+    point); importing names only so that old callers find them here is accretion."""
+    stray = []
+    for name, path in modules().items():
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        exported = set()
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+                exported = {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level:
+                stray += [f"{name}: {a.asname or a.name}" for a in node.names
+                          if (a.asname or a.name) not in used | exported and a.name != "*"]
+    assert stray == []
+
+
 def test_dependencies_point_one_way():
     bad = []
     for name, path in modules().items():

@@ -41,7 +41,6 @@ from mosslib.data.imageio import read_rgb  # noqa: E402
 from mosslib.measure.memdiag import ablation_deltas, memory_health, real_photo_effect  # noqa: E402
 from mosslib.measure.memstudy import STUDY_SEEDS, planned_arms  # noqa: E402
 from mosslib.measure.places import portable_path  # noqa: E402
-from mosslib.method.profiles import make_config  # noqa: E402
 
 PRETRAIN, STEPS = 1500, 3000
 SEEDS = tuple(range(STUDY_SEEDS))

@@ -3,7 +3,7 @@
 ``python experiments/train-probes/trainprobe.py --layouts N`` and ``--batches B1,B2,...`` (formerly
 ``train --time-layouts`` / ``--time-batches``) time the
 whole ``Trainer.train_step`` (teacher, memory, EMA and optimiser included) of one configuration,
-its variants timed in alternating rounds in one process (:func:`mosslib.apps.bench.time_interleaved`),
+its variants timed in alternating rounds in one process (:func:`mosslib.apps.timing.time_interleaved`),
 so that a change in machine load hits them alike; :func:`choose_batch` picks a batch.
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from mosslib.apps.bench import device_name, time_interleaved
+from mosslib.apps.bench import device_name
+from mosslib.apps.timing import time_interleaved
 from mosslib.method.profiles import ABLATIONS, PROFILES, make_config
 from mosslib.method.trainer import Trainer
 from mosslib.method.trainset import build_training_data

@@ -36,30 +36,20 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .benchreport import (TARGETS, evaluate_targets, target_lines, write_csv, human_report, CSV_COLUMNS)  # noqa: F401 (re-exported)
-from .timing import (_log, _sync, time_interleaved, _median_ms, ceiling_work, ceiling_gflops, ceilings, gflop, peak_memory_mb, _profile_batch, train_throughput)  # noqa: F401 (re-exported)
+from .benchreport import evaluate_targets, write_csv, human_report
+from .timing import _log, time_interleaved, _median_ms, ceiling_work, ceiling_gflops, gflop, peak_memory_mb, _profile_batch, train_throughput
 from ..data.layouts import open_dataset
 from ..measure.evaluate import psnr_change_vs_fp32
-from ..measure.tables import portable_path
+from ..measure.places import portable_path
 from ..method.checkpoint import load_model, shipped_model_path
 from ..model import fast
 from ..model.baselines import MODEL_NAMES, build_model, count_params
 
 __all__ = [
-    "TARGETS",
     "add_arguments",
     "run",
     "measure",
-    "ceilings",
-    "ceiling_work",
-    "ceiling_gflops",
-    "gflop",
-    "peak_memory_mb",
-    "time_interleaved",
-    "train_throughput",
     "device_name",
-    "evaluate_targets",
-    "write_csv",
 ]
 
 # name -> (description, comparison, threshold)

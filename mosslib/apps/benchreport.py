@@ -7,11 +7,6 @@ import os
 import time
 from pathlib import Path
 
-import torch
-
-from .timing import ceiling_gflops
-from ..model import fast
-
 TARGETS = {
     "moedn_vs_prenet_256": ("MOEDN fp32 time / PReNet fp32 time at 256x256", "<=", 0.2),
     "moedn_conv_ceiling": ("MOEDN fp32 GFLOP/s / fp32 conv ceiling", ">=", 0.6),

@@ -31,27 +31,13 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import ledger, site
-from .bookruns import (NOTEBOOK_NAME, find_notebooks, BookError, _say, RunSpec, _follow, train_runs, evaluate_runs, LimitedSetup, table4_configs, table4_training_order, table4_overrides, limited_overrides, limited_setups, timing_results, BOOK_ENV, LIMITED_STEPS, TABLE4_CONFIGS, TABLE4_STEPS, BENCH_FLAGS)  # noqa: F401 (re-exported)
+from .bookruns import BOOK_ENV, BookError, _follow, _say, find_notebooks
 from ..measure import places
 from ..method.profiles import PROFILES
 
 __all__ = [
     "PARAMETERS",
     "BookError",
-    "RunSpec",
-    "train_runs",
-    "evaluate_runs",
-    "LimitedSetup",
-    "limited_setups",
-    "LIMITED_STEPS",
-    "TABLE4_CONFIGS",
-    "table4_configs",
-    "TABLE4_STEPS",
-    "table4_overrides",
-    "table4_training_order",
-    "limited_overrides",
-    "BENCH_FLAGS",
-    "timing_results",
     "find_notebooks",
     "read_notebook",
     "notebook_parameters",

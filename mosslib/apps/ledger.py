@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .claims import table1_claims, limited_claims, table4_claims, fig8_claim, memory_claim, fig6_claim
-from .evidence import (README_START, README_END, Evidence, Claim, budget_share, paper_budget_text, share_text, budget_of, gain_verdict, VERDICTS, PAPER_BUDGET, PAGES)  # noqa: F401 (re-exported)
-from ..measure import paper
+from .evidence import (README_START, README_END, Evidence, Claim, budget_share, paper_budget_text, share_text, budget_of, gain_verdict, VERDICTS, PAPER_BUDGET)  # noqa: F401 (re-exported)
 from ..measure.tables import CPU_BOOK, TOY_BANNER, TOY_PROFILES, toy_banner  # noqa: F401 (re-exported)
 
 __all__ = [

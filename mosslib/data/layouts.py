@@ -28,8 +28,8 @@ import os
 import warnings
 from pathlib import Path
 
-from .dataset import (DataError, DataWarning, natural_key, split_halves, Pair, drop_labels, Split, Dataset, _verify)  # noqa: F401 (re-exported)
-from .detect import (_images, _Problems, _usable, _detect, _build_ddn_sirr, high_frequency_energy, _looks_side_by_side, _build_side_by_side, LAYOUTS, LAYOUT_ALIASES, FOLDER_PAIRS, SPLIT_FOLDERS, SIDE_BY_SIDE_HINTS, ORDER_VALUES, _BUILDERS)  # noqa: F401 (re-exported)
+from .dataset import (DataError, DataWarning, natural_key, split_halves, Pair, drop_labels, Split, Dataset, _verify)  # noqa: F401 (the public names are re-exported: this is the data sets' entry point)
+from .detect import (_images, _Problems, _usable, _detect, _build_ddn_sirr, high_frequency_energy, _looks_side_by_side, _build_side_by_side, LAYOUTS, LAYOUT_ALIASES, FOLDER_PAIRS, SPLIT_FOLDERS, ORDER_VALUES, _BUILDERS)  # noqa: F401 (the public names are re-exported: this is the data sets' entry point)
 from .imageio import IMAGE_SUFFIXES
 
 __all__ = [

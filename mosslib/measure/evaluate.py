@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from .metrics import describe, psnr, ssim
+from .metrics import psnr, ssim
 from ..data import images
 from ..model import fast as fast_module
 

@@ -25,32 +25,18 @@ import pandas as pd
 import torch
 
 from . import paper
-from .figures import (save_figure, comparison_figure, limited_figure, timing_figure, ablation_figure)  # noqa: F401 (re-exported)
-from .gains import (METRICS, PSNR_CAP, Gain, bootstrap_ci, paired_gain, _rows, per_image, split_stats, per_seed, gain_of, input_scores, groups_of)  # noqa: F401 (re-exported)
+
+from .gains import METRICS, _rows, split_stats, gain_of, groups_of
 from .metrics import CONVENTIONS
-from .places import (repo_root, BookDirs, resolve_path, book_dirs, portable_path)  # noqa: F401 (re-exported)
+from .places import portable_path
 
 __all__ = [
     "TOY_PROFILES",
     "TOY_BANNER",
     "CPU_BOOK",
     "toy_banner",
-    "repo_root",
-    "BookDirs",
-    "book_dirs",
-    "resolve_path",
-    "Gain",
-    "bootstrap_ci",
-    "paired_gain",
-    "per_image",
-    "split_stats",
-    "per_seed",
-    "gain_of",
-    "input_scores",
-    "groups_of",
     "TableMeta",
     "data_source",
-    "portable_path",
     "data_description",
     "table_meta",
     "Table",
@@ -63,11 +49,6 @@ __all__ = [
     "timing_device",
     "timing_side",
     "timing_table",
-    "comparison_figure",
-    "limited_figure",
-    "ablation_figure",
-    "timing_figure",
-    "save_figure",
 ]
 
 DIGITS = {"psnr": 2, "ssim": 3}

@@ -7,11 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mosslib.apps import bench
-
+from mosslib.apps import bench, benchreport, timing
 from mosslib.apps import cli
 from mosslib.model import fast
-
 from mosslib.model.baselines import MODEL_NAMES
 
 
@@ -47,11 +45,11 @@ def test_json_schema(quick_run):
     assert 0 <= res["memory_share_512"] <= 1
     t = res["train_images_per_s"]
     assert t["quick_fp32"] > 0 and t["cpu_fp32"] > 0 and t["paper_fp32"] > 0
-    assert set(res["targets"]) == set(bench.TARGETS)
+    assert set(res["targets"]) == set(benchreport.TARGETS)
     # the targets are the rows' ratios (not a tautology: recomputed here from the rows)
     ratio = rows[("moedn", "fp32")]["ms_256"] / rows[("prenet", "fp32")]["ms_256"]
     assert res["targets"]["moedn_vs_prenet_256"]["value"] == pytest.approx(ratio)
-    assert res["targets"]["moedn_vs_prenet_256"]["pass"] == (ratio <= bench.TARGETS["moedn_vs_prenet_256"][2])
+    assert res["targets"]["moedn_vs_prenet_256"]["pass"] == (ratio <= benchreport.TARGETS["moedn_vs_prenet_256"][2])
     assert res["targets"]["fast_psnr_change_db"]["pass"] is None  # --no-psnr
     assert res["fast_psnr"] is None
 
@@ -79,41 +77,41 @@ def test_targets_pass_and_fail_logic():
         "memory_share_512": 0.02,
         "fast_psnr": {"delta_db": -0.01},
     }
-    t = bench.evaluate_targets(res)
+    t = benchreport.evaluate_targets(res)
     assert t["moedn_vs_prenet_256"]["value"] == pytest.approx(1 / 6) and t["moedn_vs_prenet_256"]["pass"]
     assert t["moedn_conv_ceiling"]["pass"]
     assert t["fast_speedup_256"]["value"] == pytest.approx(100 / 30) and t["fast_speedup_256"]["pass"]
     assert t["fast_psnr_change_db"]["value"] == pytest.approx(0.01) and t["fast_psnr_change_db"]["pass"]
     assert t["train_bf16_speedup_quick"]["pass"] is False
     assert t["memory_share_512"]["pass"]
-    lines = bench.target_lines(t)
+    lines = benchreport.target_lines(t)
     assert sum(line.startswith("PASS") for line in lines) == 5 and sum(line.startswith("FAIL") for line in lines) == 1
     # nothing measured -> SKIP, not FAIL
-    empty = bench.evaluate_targets({"models": []})
+    empty = benchreport.evaluate_targets({"models": []})
     assert all(v["pass"] is None for v in empty.values())
-    assert all(line.startswith("SKIP") for line in bench.target_lines(empty))
+    assert all(line.startswith("SKIP") for line in benchreport.target_lines(empty))
 
 
 def test_time_interleaved_counts_calls():
     calls = []
-    t = bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    t = timing.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
     assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up, then rounds of one call each
     assert [len(v) for v in t.values()] == [3, 3]
 
 
 def test_peak_memory_tracks_live_tensors():
     x = torch.zeros(256, 1024)  # 1 MiB
-    one = bench.peak_memory_mb(lambda t: t * 2, x)
-    two = bench.peak_memory_mb(lambda t: (t * 2) + (t * 3), x)  # two temporaries alive at once, then the sum
+    one = timing.peak_memory_mb(lambda t: t * 2, x)
+    two = timing.peak_memory_mb(lambda t: (t * 2) + (t * 3), x)  # two temporaries alive at once, then the sum
     assert one == pytest.approx(1.0, rel=0.01)
     assert two == pytest.approx(3.0, rel=0.01)
-    freed = bench.peak_memory_mb(lambda t: [t * 2 for _ in range(4)][-1], x)  # list keeps all four
+    freed = timing.peak_memory_mb(lambda t: [t * 2 for _ in range(4)][-1], x)  # list keeps all four
     assert freed == pytest.approx(4.0, rel=0.01)
 
 
 def test_gflop_counts_convolutions():
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
-    assert bench.gflop(conv, 16) == pytest.approx(2 * 3 * 8 * 9 * 16 * 16 / 1e9)
+    assert timing.gflop(conv, 16) == pytest.approx(2 * 3 * 8 * 9 * 16 * 16 / 1e9)
 
 
 def test_json_is_strict():
@@ -127,7 +125,7 @@ def test_bad_arguments():
 
 
 def test_ceilings_alone_quick():
-    c = bench.ceilings(quick=True, repeats=1)
+    c = timing.ceilings(quick=True, repeats=1)
     assert c["conv3x3_fp32"] == max(c["conv3x3_fp32_nchw"], c["conv3x3_fp32_nhwc"]) > 0
     assert c["matmul_fp32"] > 0
 

@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mosslib.apps import book
-
-from mosslib.measure import paper
-
-from mosslib.measure import tables
+from mosslib.apps import book, bookruns
+from mosslib.measure import paper, places, tables
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -169,10 +166,10 @@ def test_cli_help_and_dry_run(tmp_path, capsys):
 
 
 def test_limited_setups_and_overrides(tmp_path):
-    ov = book.limited_overrides("quick", 20, True, "synthetic")
+    ov = bookruns.limited_overrides("quick", 20, True, "synthetic")
     assert ov["data.label_fraction"] == "0.2" and ov["data.unlabeled"] == "" and ov["optim.steps"] == "150"
-    assert "data.unlabeled" not in book.limited_overrides("smoke", 20, False, "synthetic")
-    assert "optim.steps" not in book.limited_overrides("smoke", 20, False, "synthetic")
+    assert "data.unlabeled" not in bookruns.limited_overrides("smoke", 20, False, "synthetic")
+    assert "optim.steps" not in bookruns.limited_overrides("smoke", 20, False, "synthetic")
     # Rain100L with train/test splits beside DDN-SIRR: it stands in for Rain200H / Rain800
     from PIL import Image
     import numpy as np
@@ -182,24 +179,24 @@ def test_limited_setups_and_overrides(tmp_path):
             d = tmp_path / "Rain100L" / split / sub
             d.mkdir(parents=True)
             Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "norain-1.png")
-    (s,) = book.limited_setups("quick", str(tmp_path))
+    (s,) = bookruns.limited_setups("quick", str(tmp_path))
     assert s.name == "Rain100L" and s.test == tmp_path / "Rain100L" and s.paper_dataset is None
 
 
 @pytest.mark.realdata
 def test_limited_setups_on_the_shared_data(shared_data):
-    (s,) = book.limited_setups("quick", str(shared_data))
+    (s,) = bookruns.limited_setups("quick", str(shared_data))
     assert s.name == "Rain100L" and s.test == shared_data / "Rain100L" and "stands in" in s.note
 
 
 def test_limited_setups_embedded_uses_the_configurations_test_set():
-    (s,) = book.limited_setups("smoke", "")
+    (s,) = bookruns.limited_setups("smoke", "")
     assert s.labeled == "synthetic" and s.test is None and "sirr_like" in s.note
 
 
 def test_timing_results_uses_an_existing_file(tmp_path):
     (tmp_path / "timing.csv").write_text("arch,ms\nmoedn,1.0\n")
-    assert book.timing_results("smoke", tmp_path) == tmp_path / "timing.csv"
+    assert bookruns.timing_results("smoke", tmp_path) == tmp_path / "timing.csv"
 
 
 # -- the book itself, smoke profile -------------------------------------------------------------
@@ -256,19 +253,19 @@ def test_table4_configs_per_profile():
     from mosslib.method.runs import run_dir
     from mosslib.method.profiles import make_config
 
-    assert book.table4_configs("quick") == tuple(paper.TABLE4_ORDER)
-    assert book.table4_configs("cpu") == tuple(paper.TABLE4_ORDER)  # all six, committed in results/cpu
-    assert book.table4_configs("cpu")[-1] == "full"
-    assert all(book.LIMITED_STEPS[p] is None or book.LIMITED_STEPS[p][1] < book.LIMITED_STEPS[p][0]
+    assert bookruns.table4_configs("quick") == tuple(paper.TABLE4_ORDER)
+    assert bookruns.table4_configs("cpu") == tuple(paper.TABLE4_ORDER)  # all six, committed in results/cpu
+    assert bookruns.table4_configs("cpu")[-1] == "full"
+    assert all(bookruns.LIMITED_STEPS[p] is None or bookruns.LIMITED_STEPS[p][1] < bookruns.LIMITED_STEPS[p][0]
                for p in ("quick", "cpu"))
-    assert book.table4_overrides("quick") == {}  # quick: Table 4's full and supervised runs are Table 1's
-    ov = book.table4_overrides("cpu")
-    assert ov["optim.steps"] == str(book.LIMITED_STEPS["cpu"][0])
+    assert bookruns.table4_overrides("quick") == {}  # quick: Table 4's full and supervised runs are Table 1's
+    ov = bookruns.table4_overrides("cpu")
+    assert ov["optim.steps"] == str(bookruns.LIMITED_STEPS["cpu"][0])
     # cpu: Table 4's supervised run is Tables 2-3's 100 % run on Rain100L (one cached run, not two)
     same = [run_dir(make_config("cpu", "no_selftrain", data_root="/data", overrides=o))
-            for o in (ov, book.limited_overrides("cpu", 100, False, "Rain100L"))]
+            for o in (ov, bookruns.limited_overrides("cpu", 100, False, "Rain100L"))]
     assert same[0] == same[1]
-    order = book.table4_training_order(paper.TABLE4_ORDER)
+    order = bookruns.table4_training_order(paper.TABLE4_ORDER)
     assert sorted(order) == sorted(paper.TABLE4_ORDER) and order[:2] == ("full", "no_memory")
     assert order.index("no_memory") < order.index("basic")
 
@@ -277,7 +274,7 @@ def test_table4_configs_per_profile():
 def test_folder_parameters_resolve_against_the_checkout(path):
     """Under ``make lab`` the kernel's working directory is notebooks/: a folder parameter used as
     is (``Path(results_dir)``, ``runs_dir=runs_dir``) would write into notebooks/runs/. Every use
-    of one goes through ``tables.book_dirs`` / ``tables.resolve_path``, as in 00-04."""
+    of one goes through ``places.book_dirs`` / ``places.resolve_path``, as in 00-04."""
     text = path.read_text()
     body = text.split('# %% tags=["parameters"]', 1)[1].split("\n# %%", 1)[1]  # after the parameters cell
     for name in ("results_dir", "figures_dir", "runs_dir", "cache_dir", "run_dir"):
@@ -289,9 +286,9 @@ def test_folder_parameters_resolve_against_the_checkout(path):
 
 def test_resolve_path_starts_at_the_checkout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the checkout, as under make lab (notebooks/)
-    assert tables.resolve_path("runs") == tables.repo_root() / "runs"
-    assert tables.resolve_path(tmp_path / "x") == tmp_path / "x"
-    dirs = tables.book_dirs("smoke", str(tmp_path / "r"), str(tmp_path / "f"), str(tmp_path / "runs"))
+    assert places.resolve_path("runs") == places.repo_root() / "runs"
+    assert places.resolve_path(tmp_path / "x") == tmp_path / "x"
+    dirs = places.book_dirs("smoke", str(tmp_path / "r"), str(tmp_path / "f"), str(tmp_path / "runs"))
     assert dirs.results == tmp_path / "r" / "smoke" and dirs.runs.is_dir()
 
 

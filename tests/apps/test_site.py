@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from mosslib.apps import book
-
 from mosslib.apps import site
 
 from test_ledger import dense_sparse, write_table1

@@ -5,9 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mosslib.measure import stats
-
-from mosslib.measure import tables
+from mosslib.measure import gains, stats
 
 
 def ev(values, seed, group="dense"):
@@ -16,13 +14,13 @@ def ev(values, seed, group="dense"):
 
 
 def test_zero_interval_is_never_called_real():
-    g = tables.Gain(0.0, 0.0, 0.0, 10)
+    g = gains.Gain(0.0, 0.0, 0.0, 10)
     assert g.degenerate and not g.significant
     text = g.sentence("x")
     assert "real difference" not in text and "+0.00" in text
     # identical outputs from two "different" models: a zero-width interval at zero
     base = [ev([20.0] * 10, 0)]
-    same = tables.gain_of(base, [ev([20.0] * 10, 0)], "dense", "psnr")
+    same = gains.gain_of(base, [ev([20.0] * 10, 0)], "dense", "psnr")
     assert (same.mean, same.lo, same.hi) == (0.0, 0.0, 0.0) and not same.significant
     assert same.verdict() == "degenerate"
 
@@ -79,7 +77,7 @@ def test_gain_of_with_several_seeds_uses_seeds_and_says_so():
     # a steady +0.6 dB gain on every seed and image (small per-image jitter)
     new = [ev([r["psnr"] + 0.6 + rng.normal(0, 0.05) for r in b["per_image"]["dense"]], s)
            for s, b in zip((0, 1, 2), base)]
-    g = tables.gain_of(base, new, "dense", "psnr")
+    g = gains.gain_of(base, new, "dense", "psnr")
     assert g.seeds == 3 and g.n == 10 and g.significant and g.real and g.lo > 0.4
     text = g.sentence("x")
     assert "3 seeds" in text and "real difference over these seeds" in text and "one seed" not in text

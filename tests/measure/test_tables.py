@@ -5,9 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mosslib.measure import paper
-
-from mosslib.measure import tables
+from mosslib.measure import figures, gains, paper, places, tables
 
 
 def fake_eval(values: dict, seed: int = 0, ssim_offset: float = 0.0) -> dict:
@@ -28,48 +26,48 @@ def two_groups(shift: float = 0.0, seed: int = 0, noise: float = 0.0) -> dict:
 # -- statistics ------------------------------------------------------------------------------
 def test_bootstrap_ci_brackets_the_mean_and_is_reproducible():
     d = np.random.default_rng(0).normal(1.0, 1.0, 40)
-    lo, hi = tables.bootstrap_ci(d)
+    lo, hi = gains.bootstrap_ci(d)
     assert lo < d.mean() < hi
-    assert (lo, hi) == tables.bootstrap_ci(d)  # seeded
+    assert (lo, hi) == gains.bootstrap_ci(d)  # seeded
     # a 95 % interval of the mean is about mean +- 1.96 sd / sqrt(n)
     half = 1.96 * d.std(ddof=1) / math.sqrt(len(d))
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.2)
     # more images, narrower interval
-    lo2, hi2 = tables.bootstrap_ci(np.tile(d, 4))
+    lo2, hi2 = gains.bootstrap_ci(np.tile(d, 4))
     assert hi2 - lo2 < hi - lo
 
 
 def test_bootstrap_ci_edge_cases():
-    assert tables.bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
-    assert all(math.isnan(v) for v in tables.bootstrap_ci([]))
+    assert gains.bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
+    assert all(math.isnan(v) for v in gains.bootstrap_ci([]))
     with pytest.raises(ValueError, match="level"):
-        tables.bootstrap_ci([1.0, 2.0], level=95)
+        gains.bootstrap_ci([1.0, 2.0], level=95)
 
 
 def test_paired_gain_pairs_by_name_not_by_position():
     a = {"x": 10.0, "y": 20.0, "z": 30.0}
     b = {"z": 31.0, "x": 11.0, "y": 21.0, "extra": 99.0}
-    g = tables.paired_gain(a, b)
+    g = gains.paired_gain(a, b)
     assert g.mean == pytest.approx(1.0) and g.n == 3
     assert (g.lo, g.hi) == pytest.approx((1.0, 1.0))
     assert g.text() == "+1.00 [+1.00, +1.00]"
     # an interval of no width tells nothing: never "a real difference"
     assert g.degenerate and not g.significant and "real difference" not in g.sentence("x")
     with pytest.raises(ValueError, match="no test image in common"):
-        tables.paired_gain({"a": 1.0}, {"b": 2.0})
+        gains.paired_gain({"a": 1.0}, {"b": 2.0})
 
 
 def test_noise_is_not_a_gain_but_a_consistent_shift_is():
     base = two_groups(0.0, noise=0.0)
     noisy = two_groups(0.0, seed=3, noise=1.0)  # no true gain, per-image noise
     shifted = two_groups(0.5, seed=3, noise=0.1)  # a real 0.5 dB gain
-    g0 = tables.gain_of([base], [noisy], "dense", "psnr")
-    g1 = tables.gain_of([base], [shifted], "dense", "psnr")
+    g0 = gains.gain_of([base], [noisy], "dense", "psnr")
+    g1 = gains.gain_of([base], [shifted], "dense", "psnr")
     assert not g0.significant and g0.lo < 0 < g0.hi
     assert g1.significant and g1.lo > 0.3
     assert "not distinguishable from noise" in g0.sentence("x") and "10 images" in g0.sentence("x")
     assert "excludes zero" in g1.sentence("x")
-    tiny = tables.Gain(1e-5, 1e-6, 2e-5, 8)
+    tiny = gains.Gain(1e-5, 1e-6, 2e-5, 8)
     assert tiny.significant and "no difference at this precision" in tiny.sentence("x")
     # one seed: the wording says the interval covers test images only, and never calls the gain real
     assert g1.seeds == 1 and "one seed" in g1.sentence("x") and "not training noise" in g1.sentence("x")
@@ -79,17 +77,17 @@ def test_noise_is_not_a_gain_but_a_consistent_shift_is():
 def test_per_image_averages_seeds_and_caps_infinite_psnr():
     e0 = fake_eval({"all": [10.0, math.inf]}, seed=0)
     e1 = fake_eval({"all": [12.0, 30.0]}, seed=1)
-    per = tables.per_image([e0, e1], "all", "psnr")
+    per = gains.per_image([e0, e1], "all", "psnr")
     assert per == {"all0": 11.0, "all1": (100.0 + 30.0) / 2}
-    mean, std = tables.split_stats([e0, e1], "all", "psnr")
+    mean, std = gains.split_stats([e0, e1], "all", "psnr")
     assert mean == pytest.approx(np.mean([55.0, 21.0])) and std == pytest.approx(np.std([55.0, 21.0], ddof=1))
-    assert math.isnan(tables.split_stats([e1], "all", "psnr")[1])
+    assert math.isnan(gains.split_stats([e1], "all", "psnr")[1])
     # "all" over a dense/sparse evaluation concatenates the groups
-    assert len(tables.per_image([two_groups()], "all", "psnr")) == 20
+    assert len(gains.per_image([two_groups()], "all", "psnr")) == 20
     with pytest.raises(KeyError, match="no test group"):
-        tables.per_image([e0], "dense", "psnr")
+        gains.per_image([e0], "dense", "psnr")
     with pytest.raises(ValueError, match="unknown metric"):
-        tables.per_image([e0], "all", "lpips")
+        gains.per_image([e0], "all", "lpips")
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -156,8 +154,8 @@ def test_limited_table_rows_gains_and_paper_side(tmp_path):
     assert len(t_both.frame[t_both.frame["source"].str.startswith("reported")]) == 20
     paths = t_both.write(tmp_path)
     assert paths["csv"].name == "table2-3_synthetic.csv" and "Table 3, Rain800" in paths["md"].read_text()
-    fig = tables.limited_figure(t)
-    assert tables.save_figure(fig, tmp_path / "f.png").stat().st_size > 1000
+    fig = figures.limited_figure(t)
+    assert figures.save_figure(fig, tmp_path / "f.png").stat().st_size > 1000
 
 
 def test_table4_orders_configs_and_compares_with_full(tmp_path):
@@ -170,7 +168,7 @@ def test_table4_orders_configs_and_compares_with_full(tmp_path):
     assert row["dense_psnr_vs_full"] == pytest.approx(-0.4)
     assert math.isnan(f[f["config"] == "full"].iloc[0].get("dense_psnr_vs_full", math.nan))
     assert "w/o Skip-Connect" in t.markdown()
-    assert tables.save_figure(tables.ablation_figure(t), tmp_path / "a.png").is_file()
+    assert figures.save_figure(figures.ablation_figure(t), tmp_path / "a.png").is_file()
 
 
 def test_timing_frame_maps_columns_and_rejects_unknown():
@@ -197,13 +195,13 @@ def test_timing_side_reads_the_benchmark_header(tmp_path):
 
 def test_comparison_figure(tmp_path):
     img = np.zeros((16, 20, 3), np.uint8)
-    fig = tables.comparison_figure([{"rainy": img, "MOSS": img}] * 2, ["a", "b"])
-    assert tables.save_figure(fig, tmp_path / "sub" / "c.png").stat().st_size > 500
+    fig = figures.comparison_figure([{"rainy": img, "MOSS": img}] * 2, ["a", "b"])
+    assert figures.save_figure(fig, tmp_path / "sub" / "c.png").stat().st_size > 500
     with pytest.raises(ValueError, match="at least one row"):
-        tables.comparison_figure([])
+        figures.comparison_figure([])
 
 
 def test_book_dirs_resolve_relative_to_the_checkout(tmp_path):
-    d = tables.book_dirs("smoke", str(tmp_path / "r"), str(tmp_path / "f"), str(tmp_path / "runs"))
+    d = places.book_dirs("smoke", str(tmp_path / "r"), str(tmp_path / "f"), str(tmp_path / "runs"))
     assert d.results == tmp_path / "r" / "smoke" and d.figures.is_dir() and d.runs == tmp_path / "runs"
-    assert (tables.repo_root() / "mosslib" / "measure" / "tables.py").is_file()
+    assert (places.repo_root() / "mosslib" / "measure" / "tables.py").is_file()
