@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .benchreport import evaluate_targets, write_csv, human_report
-from .timing import _log, time_interleaved, _median_ms, ceiling_work, ceiling_gflops, gflop, peak_memory_mb, _profile_batch, train_throughput
+from .timing import log_line, time_interleaved, median_ms, ceiling_work, ceiling_gflops, gflop, peak_memory_mb, profile_batch, train_throughput
 from ..data.layouts import open_dataset
 from ..measure.evaluate import psnr_change_vs_fp32
 from ..measure.places import portable_path
@@ -87,7 +87,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
     repeats = repeats or (2 if quick else 10)
     sizes = (32, 64) if quick else (256, 512)
     threads = torch.get_num_threads()
-    _log(f"bench: {device}, {threads} threads, sizes {sizes}, {repeats} repeats"
+    log_line(f"bench: {device}, {threads} threads, sizes {sizes}, {repeats} repeats"
          + (" (quick mode: tiny sizes, numbers are not meaningful)" if quick else ""))
     result: dict = {"device": device_name(device), "threads": threads, "quick": quick, "sizes": list(sizes),
                     "repeats": repeats, "torch": torch.__version__, "cpu": fast.cpu_info(),
@@ -121,7 +121,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             fns |= {f"ceiling/{k}": fn for k, (fn, _) in work.items()}
         if mem_hook is not None:
             mem_hook.reset(enabled=side == sizes[1])
-        _log(f"timing {len(fns)} forwards at {side}x{side}, {repeats} rounds ...")
+        log_line(f"timing {len(fns)} forwards at {side}x{side}, {repeats} rounds ...")
         with torch.no_grad():
             timed[side] = time_interleaved(fns, repeats, warmup=1 if quick else 2, device=device)
         if mem_hook is not None and side == sizes[1]:
@@ -130,12 +130,12 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             result["memory_share_512"] = statistics.median(m / t for m, t in zip(mem, totals))
             mem_hook.reset(enabled=False)
     result["ceiling_gflops"] = ceiling_gflops(work, {k: timed[sizes[0]][f"ceiling/{k}"] for k in work})
-    _log("ceiling GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in result["ceiling_gflops"].items()))
+    log_line("ceiling GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in result["ceiling_gflops"].items()))
     conv_ceiling = result["ceiling_gflops"]["conv3x3_fp32"]
     for e in entries:
         key = f"{e['name']}/{e['variant']}"
         t256, t512 = timed[sizes[0]][key], timed[sizes[1]][key]
-        e["ms_256"], e["ms_512"] = _median_ms(t256), _median_ms(t512)
+        e["ms_256"], e["ms_512"] = median_ms(t256), median_ms(t512)
         e["ms_256_min"], e["ms_512_min"] = 1e3 * min(t256), 1e3 * min(t512)
         g_timed = e["gflop_256"] * (sizes[0] / 256) ** 2
         e["gflops_achieved"] = g_timed / (e["ms_256"] / 1e3)
@@ -150,10 +150,10 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
     result["train_images_per_s"] = {}
     if train and "moedn" in nets:
         for prof in ("quick", "cpu", "paper"):
-            b, c = (2, 32) if quick else _profile_batch(prof)
+            b, c = (2, 32) if quick else profile_batch(prof)
             heavy = prof == "paper" and device.type == "cpu"
             steps = 1 if quick else (2 if heavy else 10)
-            _log(f"training throughput, {prof} profile (batch {b}, crop {c}), {steps} timed steps ...")
+            log_line(f"training throughput, {prof} profile (batch {b}, crop {c}), {steps} timed steps ...")
             ips = train_throughput(b, c, steps=steps, warmup=1, device=device)
             for p, v in ips.items():
                 result["train_images_per_s"][f"{prof}_{p}"] = v
@@ -173,7 +173,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
             result["fast_psnr"] = {"skipped": f"no DDN-SIRR under {root} (set DATA_ROOT or --data)"}
         else:
             model, what = _psnr_model(checkpoint)
-            _log(f"PSNR of fp32 vs fast ({fast_precision}) on DDN-SIRR test, {what} ...")
+            log_line(f"PSNR of fp32 vs fast ({fast_precision}) on DDN-SIRR test, {what} ...")
             res = psnr_change_vs_fp32(model, _sirr_pairs(root), fast_precision, device)
             result["fast_psnr"] = {"model": what, "data": portable_path(root / "DDN-SIRR", root), **res}
     result["loadavg_end"] = _loadavg()
@@ -182,7 +182,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
         result["warning"] = (f"the machine was busy (load average {busy:.1f} on {os.cpu_count()} cores, {threads} "
                              f"threads here): parallel regions stall while another job holds a core, so these "
                              f"timings mostly measure the other load; re-run on an idle machine or with --threads 1")
-        _log("warning: " + result["warning"])
+        log_line("warning: " + result["warning"])
     result["targets"] = evaluate_targets(result)
     return result
 

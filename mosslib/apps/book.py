@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import ledger, site
-from .bookruns import BOOK_ENV, BookError, _follow, _say, find_notebooks
+from .bookruns import BOOK_ENV, BookError, follow_log, say, find_notebooks
 from ..measure import places
 from ..method.profiles import PROFILES
 
@@ -215,7 +215,7 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
     watched = [Path(params["results_dir"]) / profile, Path(params["figures_dir"]) / profile]
     digest = source_digest()
     data_text = params["data_root"] or "embedded data"
-    _say(f"profile {profile}, data {data_text}, {len(paths)} notebooks -> {out_dir}")
+    say(f"profile {profile}, data {data_text}, {len(paths)} notebooks -> {out_dir}")
     failed: list[str] = []
     t_book = time.perf_counter()
     ledger_file = Path(params["results_dir"]) / profile / LEDGER_FILE
@@ -232,39 +232,39 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
             ledger_written = True
         if failed and not keep_going:
             rest = order[order.index(path):]
-            _say(f"not run: {', '.join(p.stem for p in rest)} (after a failure; --keep-going runs them)")
+            say(f"not run: {', '.join(p.stem for p in rest)} (after a failure; --keep-going runs them)")
             break
         head = f"{i}/{len(paths)} {path.stem}"
         try:
             nb = read_notebook(path)
             nb_params = parameters_for(nb, params, path)
         except BookError as exc:
-            _say(f"{head} FAILED: {exc}")
+            say(f"{head} FAILED: {exc}")
             print(f"error: {exc}", file=sys.stderr)
             return 2
         output = out_dir / f"{path.stem}.ipynb"
         stamp_file = out_dir / f"{path.stem}.stamp.json"
         stamp = notebook_stamp(path, nb, nb_params, digest)
         if not force and _up_to_date(stamp_file, output, stamp):
-            _say(f"{head}: up to date (skipped; --force re-runs it)")
+            say(f"{head}: up to date (skipped; --force re-runs it)")
             continue
         if dry_run:
-            _say(f"{head}: would run -> {output}")
+            say(f"{head}: would run -> {output}")
             continue
-        _say(f"{head} ...")
+        say(f"{head} ...")
         t0 = time.time()
         stamp_file.unlink(missing_ok=True)
         saved_env = os.environ.get(BOOK_ENV)
         progress_log = out_dir / f"{path.stem}.progress.log"
         os.environ[BOOK_ENV] = str(progress_log.resolve())  # inherited by the kernel
         try:
-            with _follow(progress_log, sys.stderr):
+            with follow_log(progress_log, sys.stderr):
                 pm.execute_notebook(nb, str(output), parameters=nb_params, kernel_name="python3", cwd=os.getcwd(),
                                     progress_bar=progress, stdout_file=sys.stdout, stderr_file=sys.stderr)
         except Exception as exc:  # papermill raises PapermillExecutionError and kernel errors
             first = str(exc).strip().splitlines()
             reason = next((ln for ln in reversed(first) if ln.strip()), type(exc).__name__)
-            _say(f"{head} FAILED after {time.time() - t0:.0f} s: {reason} (executed notebook: {output})")
+            say(f"{head} FAILED after {time.time() - t0:.0f} s: {reason} (executed notebook: {output})")
             failed.append(path.stem)
             continue
         finally:
@@ -276,20 +276,20 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
         stamp = notebook_stamp(path, nb, nb_params, digest)  # files it reads may have been written by it
         stamp_file.write_text(json.dumps({"stamp": stamp, "outputs": outputs, "seconds": round(time.time() - t0, 1)},
                                          indent=1) + "\n")
-        _say(f"{head} done in {time.time() - t0:.0f} s ({len(outputs)} files written)")
+        say(f"{head} done in {time.time() - t0:.0f} s ({len(outputs)} files written)")
     if not dry_run:  # the ledger and the HTML book show whatever tables exist, also after a failure
         if not ledger_written:
             _write_ledger(profile, params, results_dir)
         _render_site(profile, params, notebooks, build_dir, results_dir, figures_dir)
     total = time.perf_counter() - t_book
     if failed:
-        _say(f"FAILED: {', '.join(failed)} ({total:.0f} s)")
+        say(f"FAILED: {', '.join(failed)} ({total:.0f} s)")
         print(f"error: notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     if dry_run:
-        _say("dry run: nothing executed")
+        say("dry run: nothing executed")
         return 0
-    _say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}, "
+    say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}, "
          f"HTML book in {out_dir / 'site'}/index.html")
     return 0
 
@@ -311,11 +311,11 @@ def _write_ledger(profile: str, params: Mapping, results_dir: str) -> None:
     results = Path(params["results_dir"]) / profile
     written = ledger.write_ledger(results, profile)
     counts = {v: sum(c.verdict == v for c in written["claims"]) for v in ledger.VERDICTS}
-    _say("claims ledger: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" -> {written['paths']['md']}")
+    say("claims ledger: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" -> {written['paths']['md']}")
     # the README shows the committed evidence only: the cpu profile, written into this checkout's results
     if profile == "cpu" and Path(params["results_dir"]).resolve() == (places.repo_root() / "results").resolve():
         if ledger.update_readme(places.repo_root() / "README.md", ledger.readme_markdown(written["claims"], profile)):
-            _say("README: the ledger block between its markers is updated")
+            say("README: the ledger block between its markers is updated")
 
 
 def _render_site(profile: str, params: Mapping, notebooks, build_dir, results_dir: str, figures_dir: str) -> None:
@@ -323,7 +323,7 @@ def _render_site(profile: str, params: Mapping, notebooks, build_dir, results_di
         site.render_site(profile, build_dir, Path(params["results_dir"]), Path(params["figures_dir"]), notebooks,
                          data_root=params["data_root"] or None)
     except Exception as exc:  # the HTML book is a view: a failure there is reported, the book's results stand
-        _say(f"HTML book not rendered: {type(exc).__name__}: {exc}")
+        say(f"HTML book not rendered: {type(exc).__name__}: {exc}")
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ class BookError(RuntimeError):
     """A notebook that cannot be run as part of the book (the message names it)."""
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(f"[book] {message}", flush=True)
 
 
@@ -86,7 +86,7 @@ def _console_progress():
 
 
 @contextlib.contextmanager
-def _follow(path: Path, stream, interval: float = 0.5):
+def follow_log(path: Path, stream, interval: float = 0.5):
     """Copy what is appended to ``path`` to ``stream`` while the block runs (and the rest after it)."""
     stop = threading.Event()
 
@@ -123,13 +123,13 @@ def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, ru
         folder = run_dir(cfg, runs_dir)
         state = "cached" if (folder / "done.json").exists() else (
             "resuming" if (folder / "checkpoint.pt").exists() else "training")
-        _say(f"run {i}/{len(specs)} {spec.label or spec.config} (seed {spec.seed}, {cfg.optim.steps} steps): {state}, {folder}")
+        say(f"run {i}/{len(specs)} {spec.label or spec.config} (seed {spec.seed}, {cfg.optim.steps} steps): {state}, {folder}")
         t0 = time.perf_counter()
         with _console_progress():
             path = trained(profile, spec.config, data_root=data_root, runs_dir=runs_dir, overrides=overrides,
                            seed=spec.seed, arch=spec.arch, quiet=quiet)
         if state != "cached":
-            _say(f"run {i}/{len(specs)} done in {time.perf_counter() - t0:.0f} s")
+            say(f"run {i}/{len(specs)} done in {time.perf_counter() - t0:.0f} s")
         out.append(path)
     return out
 
@@ -286,7 +286,7 @@ def timing_results(profile: str, results: str | os.PathLike, timeout: float = 12
             cmd.append(flag)
             if i + 1 < len(flags) and not flags[i + 1].startswith("--"):
                 cmd.append(flags[i + 1])
-    _say("timing: " + " ".join(cmd[1:]))
+    say("timing: " + " ".join(cmd[1:]))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if proc.returncode != 0 or not path.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]

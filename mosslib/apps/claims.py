@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .evidence import Evidence, Claim, budget_of, _read_table, _seeds_count, _test_images, _notes, _where, _f, _profile_budget, _steps_from_notes, gain_verdict, _weakest, _interval_words, _missing, PAGES
-from .userstudy import read_choices
-from .userstudy import tally
-from ..measure import memstudy
-from ..measure import paper
-from ..measure import stats
+from .evidence import Evidence, Claim, budget_of, seeds_count, test_images_count, table_notes, results_label, as_float, profile_budget, steps_from_notes, gain_verdict, weakest, interval_words, missing_claim, PAGES
+from .userstudy import read_choices, tally
+from ..measure import memstudy, paper, stats
+from ..measure.tables import read_table
 
 
 # -- the claims ------------------------------------------------------------------------------------
@@ -24,30 +22,30 @@ def table1_claims(results: Path, profile: str) -> list[Claim]:
     out = []
     if not path.is_file():
         for g in ("dense", "sparse"):
-            out.append(_missing(f"t1-gain-{g}", f"D_U improves MOSS on the {g} test images", "Table 1",
+            out.append(missing_claim(f"t1-gain-{g}", f"D_U improves MOSS on the {g} test images", "Table 1",
                                 f"{getattr(moss, g)[2]:+.2f} dB {paper.REPORTED}", PAGES["table1"], "table1",
-                                f"no {path.name} in {_where(results)}: run notebook 01"))
-        out.append(_missing("t1-peers", "MOSS is ahead of every supervised peer", "Table 1", "-", PAGES["table1"],
-                            "table1", f"no {path.name} in {_where(results)}"))
+                                f"no {path.name} in {results_label(results)}: run notebook 01"))
+        out.append(missing_claim("t1-peers", "MOSS is ahead of every supervised peer", "Table 1", "-", PAGES["table1"],
+                            "table1", f"no {path.name} in {results_label(results)}"))
         return out
-    meta, frame = _read_table(path)
+    meta, frame = read_table(path)
     book = frame[frame["source"].astype(str).str.startswith("this book")]
     gain_rows = book[book["trained_on"].astype(str).str.startswith("gain")]
-    seeds = _seeds_count(meta)
-    budget = _profile_budget(profile, _steps_from_notes(_notes(path)))
+    seeds = seeds_count(meta)
+    budget = profile_budget(profile, steps_from_notes(table_notes(path)))
     seeded = {g: _study_selftrain_gain(results, g) or _table4_selftrain_gain(results, g)
               for g in ("dense", "sparse")} if seeds < 2 else {}
     for g in ("dense", "sparse"):
         claimed = getattr(moss, g)[2]
         col = f"{g}_psnr"
         if gain_rows.empty or col not in gain_rows:
-            out.append(_missing(f"t1-gain-{g}", f"D_U improves MOSS on the {g} test images", "Table 1",
+            out.append(missing_claim(f"t1-gain-{g}", f"D_U improves MOSS on the {g} test images", "Table 1",
                                 f"{claimed:+.2f} dB {paper.REPORTED}", PAGES["table1"], "table1",
                                 f"{path.name} has no {g} gain row"))
             continue
         r = gain_rows.iloc[0]
-        n = _test_images(meta, g)
-        ev = Evidence(_f(r[col]), _f(r.get(f"{col}_ci_lo")), _f(r.get(f"{col}_ci_hi")), n, seeds)
+        n = test_images_count(meta, g)
+        ev = Evidence(as_float(r[col]), as_float(r.get(f"{col}_ci_lo")), as_float(r.get(f"{col}_ci_hi")), n, seeds)
         what = f"D_U improves MOSS on the {g} test images (D_C + D_U minus D_C, PSNR)"
         if seeded.get(g):
             # one seed at Table 1's budget: the verdict comes from the same pair over seeds at a smaller one
@@ -56,12 +54,12 @@ def table1_claims(results: Path, profile: str) -> list[Claim]:
             out.append(Claim(f"t1-gain-{g}", what, "Table 1", f"{claimed:+.2f} dB {paper.REPORTED}",
                              f"{sev.text()} over {sev.seeds} seeds ({source[1]}); "
                              f"{ev.text()} with one seed at Table 1's budget",
-                             _interval_words(sev.seeds, sev.n), f"{s_budget} ({source[0]})", meta.get("data", "-"),
+                             interval_words(sev.seeds, sev.n), f"{s_budget} ({source[0]})", meta.get("data", "-"),
                              s_seeds, verdict, f"from {source[0]}: {reason}", PAGES["table1"], "table1"))
             continue
         verdict, reason = gain_verdict(ev, claimed)
         out.append(Claim(f"t1-gain-{g}", what, "Table 1", f"{claimed:+.2f} dB {paper.REPORTED}", ev.text(),
-                         _interval_words(seeds, n), budget, meta.get("data", "-"), meta.get("seeds", "-"), verdict,
+                         interval_words(seeds, n), budget, meta.get("data", "-"), meta.get("seeds", "-"), verdict,
                          reason, PAGES["table1"], "table1"))
     # MOSS ahead of the supervised peers: needs peers trained alike (rows of this book other than MOSS)
     peers = [e for e in paper.TABLE1 if e.kind == "supervised"]
@@ -71,17 +69,17 @@ def table1_claims(results: Path, profile: str) -> list[Claim]:
     ours = book[book["trained_on"].astype(str) == "D_C + D_U"]
     alike = book[~book["method"].astype(str).str.startswith(("MOSS", "Input"))]
     if ours.empty:
-        out.append(_missing("t1-peers", "MOSS is ahead of every supervised peer", "Table 1", paper_text,
+        out.append(missing_claim("t1-peers", "MOSS is ahead of every supervised peer", "Table 1", paper_text,
                             PAGES["table1"], "table1", f"{path.name} has no MOSS (D_C + D_U) row"))
     else:
         o = ours.iloc[0]
-        evidence = f"MOSS (this book) {_f(o['dense_psnr']):.2f} / {_f(o['sparse_psnr']):.2f} dB"
+        evidence = f"MOSS (this book) {as_float(o['dense_psnr']):.2f} / {as_float(o['sparse_psnr']):.2f} dB"
         if alike.empty:
             verdict = "not testable here"
             reason = ("no supervised peer was trained on this book's data and budget, and the paper's peer numbers "
                       "come from other training data (DDN's 9,100 pairs) and budgets, so ranking against them tests nothing")
         else:
-            names = ", ".join(f"{p['method']} {_f(p['dense_psnr']):.2f} / {_f(p['sparse_psnr']):.2f}" for _, p in alike.iterrows())
+            names = ", ".join(f"{p['method']} {as_float(p['dense_psnr']):.2f} / {as_float(p['sparse_psnr']):.2f}" for _, p in alike.iterrows())
             evidence += f"; peers trained alike: {names}"
             verdict, reason = ("not testable here",
                                "peer rows carry no paired interval against MOSS in the results file")
@@ -126,17 +124,17 @@ def _table4_selftrain_gain(results: Path, group: str) -> tuple[Evidence, str, st
     path = results / "table4.csv"
     if not path.is_file():
         return None
-    meta, frame = _read_table(path)
-    seeds = _seeds_count(meta)
+    meta, frame = read_table(path)
+    seeds = seeds_count(meta)
     col = f"{group}_psnr_vs_full"
     if seeds < 2 or col not in frame or "no_selftrain" not in set(frame["config"]):
         return None
     r = frame.set_index("config").loc["no_selftrain"]
-    m, lo, hi = _f(r[col]), _f(r.get(f"{col}_ci_lo")), _f(r.get(f"{col}_ci_hi"))
+    m, lo, hi = as_float(r[col]), as_float(r.get(f"{col}_ci_lo")), as_float(r.get(f"{col}_ci_hi"))
     if math.isnan(m):
         return None
-    ev = Evidence(-m, -hi, -lo, _test_images(meta, group), seeds)
-    return (ev, _profile_budget(meta.get("profile", "cpu"), _steps_from_notes(_notes(path))), meta.get("seeds", "-"),
+    ev = Evidence(-m, -hi, -lo, test_images_count(meta, group), seeds)
+    return (ev, profile_budget(meta.get("profile", "cpu"), steps_from_notes(table_notes(path))), meta.get("seeds", "-"),
             ("Table 4's runs", "Table 4's MOSS minus its w/o Self-Training"))
 
 
@@ -145,31 +143,31 @@ def limited_claims(results: Path, profile: str) -> list[Claim]:
     paths = [p for p in paths if not p.stem.endswith("_psnr_vs_labels")]
     fractions = [p for p in paper.LIMITED_FRACTIONS if p < 100]
     if not paths:
-        return [_missing(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels", "Tables 2-3",
+        return [missing_claim(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels", "Tables 2-3",
                          " / ".join(f"{ds} {paper.limited_row(ds, 'MOSS', pct).psnr[2]:+.2f}" for ds in paper.LIMITED),
-                         PAGES["limited"], "", f"no table2-3_*.csv in {_where(results)}: run notebook 02") for pct in fractions]
+                         PAGES["limited"], "", f"no table2-3_*.csv in {results_label(results)}: run notebook 02") for pct in fractions]
     path = paths[0]
-    meta, frame = _read_table(path)
-    seeds = _seeds_count(meta)
-    n = _test_images(meta, "all")
-    budget = _profile_budget(profile, _steps_from_notes(_notes(path)))
+    meta, frame = read_table(path)
+    seeds = seeds_count(meta)
+    n = test_images_count(meta, "all")
+    budget = profile_budget(profile, steps_from_notes(table_notes(path)))
     book = frame[frame["source"].astype(str).str.startswith("this book")]
     out = []
     for pct in fractions:
         reported = {ds: paper.limited_row(ds, "MOSS", pct).psnr[2] for ds in paper.LIMITED}
         paper_text = " / ".join(f"{ds} {v:+.2f} dB" for ds, v in reported.items()) + f" {paper.REPORTED}"
         row = book[book["percent"] == pct]
-        if row.empty or math.isnan(_f(row.iloc[0].get("psnr_gain"))):
-            out.append(_missing(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels", "Tables 2-3",
+        if row.empty or math.isnan(as_float(row.iloc[0].get("psnr_gain"))):
+            out.append(missing_claim(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels", "Tables 2-3",
                                 paper_text, PAGES["limited"], path.stem, f"{path.name} has no {pct} % gain"))
             continue
         r = row.iloc[0]
-        ev = Evidence(_f(r["psnr_gain"]), _f(r.get("psnr_gain_ci_lo")), _f(r.get("psnr_gain_ci_hi")), n, seeds)
+        ev = Evidence(as_float(r["psnr_gain"]), as_float(r.get("psnr_gain_ci_lo")), as_float(r.get("psnr_gain_ci_hi")), n, seeds)
         claimed = min(reported.values())  # the smaller of the two reported gains: the weaker claim
         verdict, reason = gain_verdict(ev, claimed)
         ds_note = meta.get("table", "")
         out.append(Claim(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels (PSNR gain)", "Tables 2-3",
-                         paper_text, ev.text(), _interval_words(seeds, n), budget,
+                         paper_text, ev.text(), interval_words(seeds, n), budget,
                          meta.get("data", "-") + (f" ({ds_note})" if ds_note else ""), meta.get("seeds", "-"),
                          verdict, reason, PAGES["limited"], path.stem))
     return out
@@ -184,18 +182,18 @@ def table4_claims(results: Path, profile: str) -> list[Claim]:
         return " / ".join(f"{paper.TABLE4[c][g][0] - full[g][0]:+.2f}" for g in ("dense", "sparse")) + f" dB {paper.REPORTED}"
 
     if not path.is_file():
-        return [_missing(f"t4-{c}", f"{paper.TABLE4_LABELS[c]} costs accuracy", "Table 4", paper_text(c),
-                         PAGES["table4"], "table4", f"no {path.name} in {_where(results)}: run notebook 04") for c in removed]
-    meta, frame = _read_table(path)
+        return [missing_claim(f"t4-{c}", f"{paper.TABLE4_LABELS[c]} costs accuracy", "Table 4", paper_text(c),
+                         PAGES["table4"], "table4", f"no {path.name} in {results_label(results)}: run notebook 04") for c in removed]
+    meta, frame = read_table(path)
     frame = frame.set_index("config")
-    seeds = _seeds_count(meta)
-    budget = _profile_budget(profile, _steps_from_notes(_notes(path)))
+    seeds = seeds_count(meta)
+    budget = profile_budget(profile, steps_from_notes(table_notes(path)))
     out = []
     for c in removed:
         label = paper.TABLE4_LABELS[c]
         what = f"{label} costs accuracy against full MOSS (configuration minus Ours, PSNR, dense / sparse)"
         if c not in frame.index:
-            out.append(_missing(f"t4-{c}", what, "Table 4", paper_text(c), PAGES["table4"], "table4",
+            out.append(missing_claim(f"t4-{c}", what, "Table 4", paper_text(c), PAGES["table4"], "table4",
                                 f"{path.name} has no {c} row (not trained at this profile)"))
             continue
         r = frame.loc[c]
@@ -204,19 +202,19 @@ def table4_claims(results: Path, profile: str) -> list[Claim]:
             col = f"{g}_psnr_vs_full"
             if col not in r:
                 continue
-            n = _test_images(meta, g)
-            ev = Evidence(_f(r[col]), _f(r.get(f"{col}_ci_lo")), _f(r.get(f"{col}_ci_hi")), n, seeds)
+            n = test_images_count(meta, g)
+            ev = Evidence(as_float(r[col]), as_float(r.get(f"{col}_ci_lo")), as_float(r.get(f"{col}_ci_hi")), n, seeds)
             claimed = paper.TABLE4[c][g][0] - full[g][0]
             evs.append(ev)
             verdicts.append(gain_verdict(ev, claimed))
             labels.append(g)
         if not evs:
-            out.append(_missing(f"t4-{c}", what, "Table 4", paper_text(c), PAGES["table4"], "table4",
+            out.append(missing_claim(f"t4-{c}", what, "Table 4", paper_text(c), PAGES["table4"], "table4",
                                 f"{path.name} has no difference to full"))
             continue
-        verdict, reason = _weakest(verdicts, labels)
+        verdict, reason = weakest(verdicts, labels)
         out.append(Claim(f"t4-{c}", what, "Table 4", paper_text(c), " / ".join(e.text() for e in evs),
-                         _interval_words(seeds, evs[0].n), budget, meta.get("data", "-"), meta.get("seeds", "-"),
+                         interval_words(seeds, evs[0].n), budget, meta.get("data", "-"), meta.get("seeds", "-"),
                          verdict, reason, PAGES["table4"], "table4"))
     return out
 
@@ -226,9 +224,9 @@ def fig8_claim(results: Path, profile: str) -> Claim:
     claim = "MOSS is the second fastest of the compared models (ms per 256x256 image)"
     paper_text = f"{paper.FIG8['statement']}, {paper.FIG8['device']} {paper.REPORTED}"
     if not path.is_file():
-        return _missing("fig8", claim, "Fig. 8", paper_text, PAGES["fig8"], "fig8_timing",
-                        f"no {path.name} in {_where(results)}: run notebook 03")
-    meta, frame = _read_table(path)
+        return missing_claim("fig8", claim, "Fig. 8", paper_text, PAGES["fig8"], "fig8_timing",
+                        f"no {path.name} in {results_label(results)}: run notebook 03")
+    meta, frame = read_table(path)
     m = re.search(r"per (\d+)x\d+ image", meta.get("table", ""))
     side = int(m.group(1)) if m else 256
     archs = frame[["arch", "ms"]].copy()
@@ -236,7 +234,7 @@ def fig8_claim(results: Path, profile: str) -> Claim:
     # one row per network: MOEDN's other precisions and fast paths (moedn-int8, moedn-fast-bf16) are the
     # same network, compared in fp32 like its peers
     base = archs[~archs["arch"].str.contains("-")].sort_values("ms").reset_index(drop=True)
-    device = next((n[len("device: "):] for n in _notes(path) if n.startswith("device: ")), "?")
+    device = next((n[len("device: "):] for n in table_notes(path) if n.startswith("device: ")), "?")
     ranked = list(base["arch"])
     evidence = ", ".join(f"{a} {ms:.1f} ms" for a, ms in zip(base["arch"], base["ms"]))
     if "moedn" not in ranked:
@@ -266,14 +264,14 @@ def memory_claim(results: Path, profile: str) -> Claim:
     paper_text = ("memory items as rain prototypes (section 3.1.2); removing the memory costs "
                   + " / ".join(f"{v:+.2f}" for v in cost.values()) + f" dB (Table 4) {paper.REPORTED}")
     if not path.is_file():
-        return _missing("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory",
-                        f"no {path.name} in {_where(results)}: the memory diagnostics (`python -m mosslib memory --json`) "
+        return missing_claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory",
+                        f"no {path.name} in {results_label(results)}: the memory diagnostics (`python -m mosslib memory --json`) "
                         "have not been written for this profile")
     try:
         data = json.loads(path.read_text())
         usage, att, abl = data["usage"], data["attention"], data["ablation"]
     except (ValueError, KeyError, TypeError) as exc:
-        return _missing("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory",
+        return missing_claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory",
                         f"{path.name} is not readable as memory diagnostics ({exc})")
     ci = data.get("ablation_ci", {}).get("mean", {})
     n = int(data.get("n_images", {}).get("dense", 0) or 0) if isinstance(data.get("n_images"), dict) else 0
@@ -282,7 +280,7 @@ def memory_claim(results: Path, profile: str) -> Claim:
         if g not in abl.get("mean", {}):
             continue
         lo, hi = (ci.get(g) or [math.nan, math.nan])[:2]
-        ev = Evidence(_f(abl["mean"][g]), _f(lo), _f(hi), n or 10, int(data.get("seeds", 1) or 1))
+        ev = Evidence(as_float(abl["mean"][g]), as_float(lo), as_float(hi), n or 10, int(data.get("seeds", 1) or 1))
         parts.append(f"{g} {ev.text()}")
         if not math.isnan(ev.lo):
             v = stats.verdict_of(ev.mean, ev.lo, ev.hi, ev.n)
@@ -302,10 +300,10 @@ def memory_claim(results: Path, profile: str) -> Claim:
         labels.append(g)
     zeros = abl.get("zeros", {})
     evidence = ("ablation (read replaced by its per-image mean, minus as trained): " + ", ".join(parts)
-                + ("; by zeros: " + ", ".join(f"{g} {_f(v):+.2f}" for g, v in zeros.items()) if zeros else "")
-                + f"; items alive {usage.get('alive')}, top item's share {_f(usage.get('top_share')):.0%}, "
-                  f"perplexity {_f(usage.get('perplexity')):.1f}; largest attention weight {_f(att.get('max_weight')):.4f}, "
-                  f"entropy {_f(att.get('entropy')):.3f} of {_f(att.get('uniform_entropy')):.3f} (uniform)")
+                + ("; by zeros: " + ", ".join(f"{g} {as_float(v):+.2f}" for g, v in zeros.items()) if zeros else "")
+                + f"; items alive {usage.get('alive')}, top item's share {as_float(usage.get('top_share')):.0%}, "
+                  f"perplexity {as_float(usage.get('perplexity')):.1f}; largest attention weight {as_float(att.get('max_weight')):.4f}, "
+                  f"entropy {as_float(att.get('entropy')):.3f} of {as_float(att.get('uniform_entropy')):.3f} (uniform)")
     if not verdicts:
         return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, "-", "-", "-", "-",
                      "not testable here", "no ablation deltas in memory.json", PAGES["memory"], "memory")
@@ -316,13 +314,13 @@ def memory_claim(results: Path, profile: str) -> Claim:
         labels = list(evs)
         evidence = (f"over {n_seeds} seeds of the memory study's paper-faithful MOSS: "
                     + ", ".join(f"{g} {ev.text()}" for g, ev in evs.items()) + "; the shipped model: " + evidence)
-        verdict, reason = _weakest(verdicts, labels)
+        verdict, reason = weakest(verdicts, labels)
         first = next(iter(evs.values()))
-        return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, _interval_words(n_seeds, first.n),
+        return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, interval_words(n_seeds, first.n),
                      f"{budget} (the memory study's seeded runs)", "the cpu profile's data (results/study/)",
                      str(n_seeds), verdict, f"from the memory study's seeds: {reason}", PAGES["study"], "")
-    verdict, reason = _weakest(verdicts, labels)
-    ent, uni = _f(att.get("entropy")), _f(att.get("uniform_entropy"))
+    verdict, reason = weakest(verdicts, labels)
+    ent, uni = as_float(att.get("entropy")), as_float(att.get("uniform_entropy"))
     if not math.isnan(ent) and not math.isnan(uni) and uni > 0 and ent >= 0.95 * uni:
         reason += f"; the attention is near uniform (entropy {ent / uni:.1%} of a uniform read's)"
     interval = ("paired bootstrap over test images" if ci else "no interval given")
@@ -361,16 +359,16 @@ def fig6_claim(results: Path, profile: str) -> Claim:
         try:
             answers = read_choices(path)
         except Exception as exc:  # a malformed CSV: say so
-            return _missing("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
+            return missing_claim("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
                             f"{path.name} is not readable ({exc})")
     if answers is None or len(answers) == 0:
-        return _missing("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
+        return missing_claim("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
                         "no rater has answered the blind study for this profile (no answers in "
                         f"{path.name}); the paper's protocol (its Appendix C) is not available")
 
     t = tally(answers)
     if "MOSS" not in t.index:
-        return _missing("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
+        return missing_claim("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
                         f"{path.name} has no comparison with MOSS")
     involved = answers[(answers["left"] == "MOSS") | (answers["right"] == "MOSS")]
     score = np.where(involved["winner"] == "MOSS", 1.0, np.where(involved["winner"] == "same", 0.5, 0.0))

@@ -10,7 +10,6 @@ from typing import Mapping, Sequence
 
 from ..measure import paper
 from ..measure import stats
-from ..measure.tables import read_table
 from ..method.profiles import make_config
 
 
@@ -66,16 +65,12 @@ class Claim:
 
 
 # -- reading the results files ------------------------------------------------------------------
-def _read_table(path: Path):
-    return read_table(path)
-
-
-def _seeds_count(meta: Mapping[str, str]) -> int:
+def seeds_count(meta: Mapping[str, str]) -> int:
     m = re.match(r"\s*(\d+)", meta.get("seeds", ""))
     return int(m.group(1)) if m else 1
 
 
-def _test_images(meta: Mapping[str, str], group: str) -> int:
+def test_images_count(meta: Mapping[str, str], group: str) -> int:
     text = meta.get("test images", "")
     m = re.search(rf"\b{re.escape(group)} (\d+)", text)
     if m:
@@ -84,16 +79,16 @@ def _test_images(meta: Mapping[str, str], group: str) -> int:
     return sum(nums) if group == "all" and nums else 0
 
 
-def _notes(path: Path) -> list[str]:
+def table_notes(path: Path) -> list[str]:
     return [ln[len("# note: "):] for ln in path.read_text().splitlines() if ln.startswith("# note: ")]
 
 
-def _where(results: Path) -> str:
+def results_label(results: Path) -> str:
     """``results/<profile>`` as a reader knows it (not this machine's absolute path)."""
     return f"{results.parent.name}/{results.name}"
 
 
-def _f(v) -> float:
+def as_float(v) -> float:
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -124,7 +119,7 @@ def budget_of(steps: int, batch: int, crop: int) -> str:
             f"paper's {paper_budget_text()}")
 
 
-def _profile_budget(profile: str, steps: int | None = None) -> str:
+def profile_budget(profile: str, steps: int | None = None) -> str:
     try:
         cfg = make_config(profile, "full", data_root="")
     except ValueError:
@@ -132,7 +127,7 @@ def _profile_budget(profile: str, steps: int | None = None) -> str:
     return budget_of(steps or cfg.optim.steps, cfg.data.batch_size, cfg.data.crop)
 
 
-def _steps_from_notes(notes: Sequence[str]) -> int | None:
+def steps_from_notes(notes: Sequence[str]) -> int | None:
     for note in notes:
         m = re.search(r"steps per run: (\d+)", note)
         if m:
@@ -173,15 +168,15 @@ def gain_verdict(ev: Evidence, claimed: float, digits: int = 2) -> tuple[str, st
 _ORDER = {"not held": 0, "not testable here": 1, "held in sign, not in size": 2, "held": 3}
 
 
-def _weakest(verdicts: Sequence[tuple[str, str]], labels: Sequence[str]) -> tuple[str, str]:
+def weakest(verdicts: Sequence[tuple[str, str]], labels: Sequence[str]) -> tuple[str, str]:
     worst = min(verdicts, key=lambda vr: _ORDER[vr[0]])[0]
     reason = "; ".join(f"{lab}: {r}" for lab, (v, r) in zip(labels, verdicts))
     return worst, reason
 
 
-def _interval_words(seeds: int, n: int) -> str:
+def interval_words(seeds: int, n: int) -> str:
     return stats.coverage_text(seeds, n)
 
 
-def _missing(cid, claim, where, paper_text, page, table, why) -> Claim:
+def missing_claim(cid, claim, where, paper_text, page, table, why) -> Claim:
     return Claim(cid, claim, where, paper_text, "-", "-", "-", "-", "-", "not testable here", why, page, table)

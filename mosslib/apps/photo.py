@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 from PIL import JpegImagePlugin
 
-from ..data.imageio import ImageError, _open
+from ..data.imageio import ImageError, open_image
 
 __all__ = [
     "Photo",
@@ -232,7 +232,7 @@ def read_photo(path: str | os.PathLike) -> Photo:
     try:
         with warnings.catch_warnings():  # large photos are the point; tiles bound the memory
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = _open(path, transpose=False)
+            img = open_image(path, transpose=False)
         return _decode(path, img)
     except ImageError:
         raise

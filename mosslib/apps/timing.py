@@ -21,7 +21,7 @@ from ..model import fast
 from ..model.baselines import build_model
 
 
-def _log(msg: str) -> None:
+def log_line(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -50,7 +50,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup:
     return times
 
 
-def _median_ms(ts: list[float]) -> float:
+def median_ms(ts: list[float]) -> float:
     return 1e3 * statistics.median(ts)
 
 
@@ -156,7 +156,7 @@ def peak_memory_mb(fn: Callable[[torch.Tensor], object], x: torch.Tensor) -> flo
 
 
 # -- training throughput ------------------------------------------------------------------------
-def _profile_batch(profile: str) -> tuple[int, int]:
+def profile_batch(profile: str) -> tuple[int, int]:
     """(batch size, crop) of a training profile (mosslib.method.profiles), with the issue's defaults."""
     defaults = {"quick": (4, 64), "paper": (16, 256)}
     try:

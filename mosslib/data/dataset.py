@@ -146,7 +146,7 @@ class Dataset:
 
     def verify(self, decode: bool = False) -> list[str]:
         """Problems found by reading every image header (``decode=True``: full decode), one line each."""
-        return [message for _, message in _verify(self, decode)]
+        return [message for _, message in verify_files(self, decode)]
 
 
 # --- header checks -----------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def _check_pair(p: Pair, decode: bool) -> str | None:
     return None
 
 
-def _verify(ds: Dataset, decode: bool) -> list[tuple[set[Path], str]]:
+def verify_files(ds: Dataset, decode: bool) -> list[tuple[set[Path], str]]:
     found = []
     for split in ds.splits.values():
         for p in split.pairs:

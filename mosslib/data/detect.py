@@ -44,7 +44,7 @@ ORDER_VALUES = {"left": "left", "rainy-left": "left", "rainy-clean": "left", "ri
 # reading folders
 
 
-def _images(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
     """Image files directly in ``folder`` (hidden files ignored), natural order."""
     if not folder.is_dir():
         return []
@@ -63,7 +63,7 @@ def _subdir(folder: Path, name: str) -> Path | None:
     return None
 
 
-class _Problems:
+class Problems:
     """Raise on the first problem, or (skip_bad) collect it as a warning."""
 
     def __init__(self, skip_bad: bool):
@@ -79,7 +79,7 @@ class _Problems:
         self.messages.append(message)
 
 
-def _usable(path: Path, problems: _Problems) -> bool:
+def usable_file(path: Path, problems: Problems) -> bool:
     if path.stat().st_size == 0:
         problems(f"{path}: empty file (zero bytes)")
         return False
@@ -101,7 +101,7 @@ def _match(rainy_files, clean_index: dict[str, Path], key, rainy_dir: Path, clea
             wanted = "?" if k is None else (k if Path(k).suffix else f"{k}.*")
             problems(f"{r}: no ground truth for it in {clean_dir} (looked for {wanted})")
             continue
-        if _usable(r, problems) and _usable(c, problems):
+        if usable_file(r, problems) and usable_file(c, problems):
             pairs.append(Pair(r.stem, r, c, half))
             used.add(c)
     extra = sorted({c for c in clean_index.values() if c not in used}, key=lambda c: natural_key(c.name))
@@ -115,9 +115,9 @@ def _match(rainy_files, clean_index: dict[str, Path], key, rainy_dir: Path, clea
 
 def _exact_or_stem(rainy_dir: Path, clean_dir: Path, problems) -> list[Pair]:
     """Pairs of files with the same name in both folders, else the same stem (x.jpg <-> x.png)."""
-    clean = _images(clean_dir)
+    clean = image_files(clean_dir)
     index = {**_by_stem(clean), **{p.name: p for p in clean}}
-    return _match(_images(rainy_dir), index, lambda r: r.name if r.name in index else r.stem,
+    return _match(image_files(rainy_dir), index, lambda r: r.name if r.name in index else r.stem,
                   rainy_dir, clean_dir, problems)
 
 
@@ -131,8 +131,8 @@ def _ddn_dirs(folder: Path) -> tuple[Path, Path] | None:
     r, c = _subdir(folder, "rainy_image"), _subdir(folder, "ground_truth")
     if r is None or c is None:
         return None
-    stems = set(_by_stem(_images(c)))
-    for f in _images(r)[:50]:
+    stems = set(_by_stem(image_files(c)))
+    for f in image_files(r)[:50]:
         m = _DDN_RAINY.match(f.stem)
         if m and m.group(1) in stems and f.stem not in stems:
             return r, c
@@ -150,11 +150,11 @@ def _rain200_dirs(folder: Path) -> tuple[Path, Path] | None:
 
 
 def _rain100_dirs(folder: Path) -> tuple[Path, Path] | None:
-    own = _images(folder)
+    own = image_files(folder)
     if not any(p.stem.lower().startswith("norain-") for p in own):
         return None
     rainy = _subdir(folder, "rainy")
-    if rainy is not None and any(p.stem.lower().startswith("rain-") for p in _images(rainy)):
+    if rainy is not None and any(p.stem.lower().startswith("rain-") for p in image_files(rainy)):
         return rainy, folder
     if any(p.stem.lower().startswith("rain-") for p in own):
         return folder, folder
@@ -164,12 +164,12 @@ def _rain100_dirs(folder: Path) -> tuple[Path, Path] | None:
 def _folder_pair_dirs(folder: Path) -> tuple[Path, Path] | None:
     for rn, cn in FOLDER_PAIRS:
         r, c = _subdir(folder, rn), _subdir(folder, cn)
-        if r is not None and c is not None and _images(r) and _images(c):
+        if r is not None and c is not None and image_files(r) and image_files(c):
             return r, c
     return None
 
 
-def _detect(folder: Path) -> str | None:
+def detect_layout(folder: Path) -> str | None:
     """The paired layout of ``folder`` itself, from names only; None if none applies."""
     if _subdir(folder, "input_val") is not None and _subdir(folder, "label_val") is not None:
         return "ddn-sirr"
@@ -194,7 +194,7 @@ def _build_ddn(folder: Path, problems) -> list[Pair]:
         m = _DDN_RAINY.match(p.stem)
         return m.group(1) if m else None
 
-    return _match(_images(r), _by_stem(_images(c)), key, r, c, problems)
+    return _match(image_files(r), _by_stem(image_files(c)), key, r, c, problems)
 
 
 def _build_rain200(folder: Path, problems) -> list[Pair]:
@@ -207,7 +207,7 @@ def _build_rain200(folder: Path, problems) -> list[Pair]:
         m = _X2.match(p.stem)
         return m.group(1) if m else p.stem
 
-    return _match(_images(r), _by_stem(_images(c)), key, r, c, problems)
+    return _match(image_files(r), _by_stem(image_files(c)), key, r, c, problems)
 
 
 def _build_rain100(folder: Path, problems) -> list[Pair]:
@@ -215,8 +215,8 @@ def _build_rain100(folder: Path, problems) -> list[Pair]:
     if dirs is None:
         raise DataError(f"{folder}: not a Rain100 (PReNet) layout (looked for rainy/rain-N.* + norain-N.*)")
     r, c = dirs
-    rainy = [p for p in _images(r) if p.stem.lower().startswith("rain-")]
-    clean = [p for p in _images(c) if p.stem.lower().startswith("norain-")]
+    rainy = [p for p in image_files(r) if p.stem.lower().startswith("rain-")]
+    clean = [p for p in image_files(c) if p.stem.lower().startswith("norain-")]
     return _match(rainy, _by_stem(clean), lambda p: "no" + p.stem, r, c, problems)
 
 
@@ -228,7 +228,7 @@ def _build_folder_pairs(folder: Path, problems) -> list[Pair]:
     return _exact_or_stem(dirs[0], dirs[1], problems)
 
 
-def _build_ddn_sirr(folder: Path, problems) -> dict[str, Split]:
+def build_ddn_sirr(folder: Path, problems) -> dict[str, Split]:
     inp, lab = _subdir(folder, "input_val"), _subdir(folder, "label_val")
     pat = re.compile(r"^input(\d+)$", re.IGNORECASE)
 
@@ -236,8 +236,8 @@ def _build_ddn_sirr(folder: Path, problems) -> dict[str, Split]:
         m = pat.match(p.stem)
         return f"norain{m.group(1)}" if m else None
 
-    clean = {p.stem.lower(): p for p in _images(lab)}
-    pairs = _match(_images(inp), clean, key, inp, lab, problems)
+    clean = {p.stem.lower(): p for p in image_files(lab)}
+    pairs = _match(image_files(inp), clean, key, inp, lab, problems)
     numbers = {p.name: int(pat.match(p.rainy.stem).group(1)) for p in pairs}
     splits: dict[str, Split] = {}
     if pairs and max(numbers.values()) <= 20:
@@ -254,11 +254,11 @@ def _build_ddn_sirr(folder: Path, problems) -> dict[str, Split]:
         splits["train"] = Split("train", _build_ddn(train_root, problems))
     real = _subdir(folder, "real_input")
     if real is not None:
-        splits["real"] = Split("real", unlabeled=[p for p in _images(real) if _usable(p, problems)])
+        splits["real"] = Split("real", unlabeled=[p for p in image_files(real) if usable_file(p, problems)])
     return splits
 
 
-_BUILDERS = {"ddn": _build_ddn, "rain200": _build_rain200, "rain100": _build_rain100,
+BUILDERS = {"ddn": _build_ddn, "rain200": _build_rain200, "rain100": _build_rain100,
              "folder-pairs": _build_folder_pairs}
 
 
@@ -290,7 +290,7 @@ def _halves_similar(image: np.ndarray) -> bool:
     return denom > 0 and float(a @ b) / denom > 0.5
 
 
-def _looks_side_by_side(files: list[Path]) -> bool:
+def looks_side_by_side(files: list[Path]) -> bool:
     sample = files[:: max(1, len(files) // 3)][:3]
     try:
         return bool(sample) and all(_halves_similar(read_rgb(p)) for p in sample)
@@ -320,8 +320,8 @@ def _energy_votes(files: list[Path], half: str, limit: int = 6) -> tuple[list[Pa
     return wrong, len(sample)
 
 
-def _build_side_by_side(folder: Path, problems, order: str | None) -> list[Pair]:
-    files = [p for p in _images(folder) if _usable(p, problems)]
+def build_side_by_side(folder: Path, problems, order: str | None) -> list[Pair]:
+    files = [p for p in image_files(folder) if usable_file(p, problems)]
     if not files:
         raise DataError(f"{folder}: no images found for the side-by-side layout")
     if order is None:

@@ -25,7 +25,7 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _open(path: Path, transpose: bool = True) -> Image.Image:
+def open_image(path: Path, transpose: bool = True) -> Image.Image:
     """Open and decode ``path`` (ImageError on failure); ``transpose``: apply EXIF orientation."""
     if not path.exists():
         raise ImageError(f"{path}: no such file")
@@ -70,7 +70,7 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read ``path`` as (H, W, 3) uint8 RGB; :class:`ImageError` names the file on failure."""
     path = Path(path)
-    img = _open(path)
+    img = open_image(path)
     arr = to_rgb8(img)
     if arr.ndim != 3 or arr.shape[-1] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(f"{path}: unexpected image shape {arr.shape}")

@@ -28,8 +28,8 @@ import os
 import warnings
 from pathlib import Path
 
-from .dataset import (DataError, DataWarning, natural_key, split_halves, Pair, drop_labels, Split, Dataset, _verify)  # noqa: F401 (the public names are re-exported: this is the data sets' entry point)
-from .detect import (_images, _Problems, _usable, _detect, _build_ddn_sirr, high_frequency_energy, _looks_side_by_side, _build_side_by_side, LAYOUTS, LAYOUT_ALIASES, FOLDER_PAIRS, SPLIT_FOLDERS, ORDER_VALUES, _BUILDERS)  # noqa: F401 (the public names are re-exported: this is the data sets' entry point)
+from .dataset import (DataError, DataWarning, natural_key, split_halves, Pair, drop_labels, Split, Dataset, verify_files)  # noqa: F401 (the public names are re-exported: this is the data sets' entry point)
+from .detect import (image_files, Problems, usable_file, detect_layout, build_ddn_sirr, high_frequency_energy, looks_side_by_side, build_side_by_side, LAYOUTS, LAYOUT_ALIASES, FOLDER_PAIRS, SPLIT_FOLDERS, ORDER_VALUES, BUILDERS)  # noqa: F401 (the public names are re-exported: this is the data sets' entry point)
 from .imageio import IMAGE_SUFFIXES
 
 __all__ = [
@@ -42,20 +42,20 @@ __all__ = [
 
 def _open_flat(folder: Path, layout: str | None, problems, order: str | None) -> tuple[str, Split] | None:
     """(layout, split) of one folder read without split sub-folders; None if it holds nothing."""
-    found = layout or _detect(folder)
-    if found in _BUILDERS:
-        return found, Split("all", _BUILDERS[found](folder, problems))
+    found = layout or detect_layout(folder)
+    if found in BUILDERS:
+        return found, Split("all", BUILDERS[found](folder, problems))
     if found == "ddn-sirr":
         raise DataError(f"{folder}: a DDN-SIRR folder (input_val/ + label_val/) inside a split folder; "
                         "open it directly")
-    files = _images(folder)
+    files = image_files(folder)
     if found is None and not files:
         return None
-    if found == "side-by-side" or (found is None and (order is not None or _looks_side_by_side(files))):
-        return "side-by-side", Split("all", _build_side_by_side(folder, problems, order))
+    if found == "side-by-side" or (found is None and (order is not None or looks_side_by_side(files))):
+        return "side-by-side", Split("all", build_side_by_side(folder, problems, order))
     if not files:
         raise DataError(f"{folder}: no image files here ({', '.join(IMAGE_SUFFIXES)})")
-    return "unlabeled", Split("all", unlabeled=[p for p in files if _usable(p, problems)])
+    return "unlabeled", Split("all", unlabeled=[p for p in files if usable_file(p, problems)])
 
 
 def _split_dirs(folder: Path) -> dict[str, Path]:
@@ -69,21 +69,21 @@ def _split_dirs(folder: Path) -> dict[str, Path]:
 
 
 def _open(folder: Path, layout: str | None, problems, order: str | None) -> Dataset:
-    detected = _detect(folder)
+    detected = detect_layout(folder)
     if layout == "ddn-sirr" or (layout is None and detected == "ddn-sirr"):
         if detected != "ddn-sirr":
             raise DataError(f"{folder}: not a DDN-SIRR test folder "
                             "(looked for input_val/inputN.* + label_val/norainN.*)")
-        return Dataset(folder, "ddn-sirr", _build_ddn_sirr(folder, problems))
+        return Dataset(folder, "ddn-sirr", build_ddn_sirr(folder, problems))
     if detected is not None and layout in (None, detected):
-        return Dataset(folder, detected, {"all": Split("all", _BUILDERS[detected](folder, problems))})
+        return Dataset(folder, detected, {"all": Split("all", BUILDERS[detected](folder, problems))})
     sub = _split_dirs(folder)
     if sub:
         splits, layouts = {}, set()
         for name, d in sub.items():
             # real-world folders (Rain800's test_nature/) hold rainy images only, whatever the layout
             forced = "unlabeled" if name == "real" else layout
-            got = None if forced == "unlabeled" and not _images(d) else _open_flat(d, forced, problems, order)
+            got = None if forced == "unlabeled" and not image_files(d) else _open_flat(d, forced, problems, order)
             if got is None:
                 problems.note(f"{d}: no images, split {name!r} left out")
                 continue
@@ -94,14 +94,14 @@ def _open(folder: Path, layout: str | None, problems, order: str | None) -> Data
             raise DataError(f"{folder}: split folders have different layouts {sorted(paired)}; open them one by one")
         if splits:
             return Dataset(folder, paired.pop() if paired else "unlabeled", splits)
-    if layout is not None or _images(folder):
+    if layout is not None or image_files(folder):
         found, split = _open_flat(folder, layout, problems, order)
         return Dataset(folder, found, {"all": split})
     entries = [e for e in folder.iterdir() if not e.name.startswith(".")]
     if not entries:
         raise DataError(f"{folder}: empty folder")
     children = [d for d in sorted(entries, key=lambda d: natural_key(d.name)) if d.is_dir()]
-    inner = [d.name for d in children if _detect(d) or _split_dirs(d) or _images(d)]
+    inner = [d.name for d in children if detect_layout(d) or _split_dirs(d) or image_files(d)]
     if inner:
         raise DataError(f"{folder}: holds several data sets ({', '.join(inner)}); open one of them "
                         f"(`python -m mosslib datasets {folder}` lists them)")
@@ -137,10 +137,10 @@ def open_dataset(root, layout: str | None = None, order: str | None = None, skip
         if order.lower() not in ORDER_VALUES:
             raise DataError(f"unknown side-by-side order {order!r}; use 'rainy-left' or 'rainy-right'")
         order = ORDER_VALUES[order.lower()]
-    problems = _Problems(skip_bad)
+    problems = Problems(skip_bad)
     ds = _open(root, layout, problems, order)
     if verify:
-        bad = _verify(ds, decode=False)
+        bad = verify_files(ds, decode=False)
         for _, message in bad:
             problems(message)
         dropped = set().union(*(paths for paths, _ in bad)) if bad else set()

@@ -95,7 +95,7 @@ def paired_gain(a: Mapping[str, float], b: Mapping[str, float], level: float = 0
     return Gain(float(d.mean()), lo, hi, len(names), level)
 
 
-def _rows(ev: Mapping, group: str) -> list[dict]:
+def image_rows(ev: Mapping, group: str) -> list[dict]:
     per = ev["per_image"]
     if group in per:
         return list(per[group])
@@ -112,7 +112,7 @@ def per_image(evals: Sequence[Mapping], group: str, metric: str) -> dict[str, fl
         raise ValueError("no scores given (an empty list of evaluations)")
     acc: dict[str, list[float]] = {}
     for ev in evals:
-        for r in _rows(ev, group):
+        for r in image_rows(ev, group):
             v = float(r[metric])
             acc.setdefault(r["name"], []).append(min(v, PSNR_CAP) if metric == "psnr" else v)
     return {k: float(np.mean(v)) for k, v in acc.items()}

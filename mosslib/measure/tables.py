@@ -26,7 +26,7 @@ import torch
 
 from . import paper
 
-from .gains import METRICS, _rows, split_stats, gain_of, groups_of
+from .gains import METRICS, image_rows, split_stats, gain_of, groups_of
 from .metrics import CONVENTIONS
 from .places import portable_path
 
@@ -111,7 +111,7 @@ def table_meta(title: str, evals: Sequence[Mapping], data: str, profile: str, no
     """Header of a table from the scores it shows (convention, test-group sizes, seeds)."""
     first = evals[0]
     groups = groups_of(evals)
-    n_test = {g: len(_rows(first, g)) for g in groups}
+    n_test = {g: len(image_rows(first, g)) for g in groups}
     seeds = tuple(sorted({int(ev["seed"]) for ev in evals if ev.get("seed") is not None}))
     return TableMeta(title, profile, data, first.get("convention", "rgb"), n_test, seeds, tuple(notes))
 

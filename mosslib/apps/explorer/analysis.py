@@ -30,7 +30,7 @@ __all__ = ["to_tensor", "to_uint8", "derain_image", "residual_image", "ImageAnal
 
 
 # -- conversions -----------------------------------------------------------------------
-def _check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
+def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
         raise ValueError(f"{what} must be a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
@@ -39,7 +39,7 @@ def _check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W) in [-1, 1] (:func:`mosslib.data.images.to_batch`)."""
-    return images.to_batch(_check_image(image))
+    return images.to_batch(check_image(image))
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -47,7 +47,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return images.to_uint8_image(x[:1] if x.dim() == 4 else x)
 
 
-def _need_memory(model) -> None:
+def require_memory(model) -> None:
     if getattr(model, "memory", None) is None:
         raise ValueError("this MOEDN has no memory (use_memory=False): there is nothing to explore")
 
@@ -95,7 +95,7 @@ class ImageAnalysis:
 PRECISIONS = ("fp32", "bf16")
 
 
-def _autocast(precision: str):
+def autocast_for(precision: str):
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "bf16":
@@ -112,12 +112,12 @@ def analyse(model, image: np.ndarray, precision: str = "fp32") -> ImageAnalysis:
     network under bf16 autocast (about 2-3x faster on CPUs with bf16 units; the similarities
     of Eq. 1 are still computed in fp32 from the bf16 z(x)).
     """
-    _need_memory(model)
+    require_memory(model)
     x = to_tensor(image).contiguous(memory_format=torch.channels_last)
     captured: list[torch.Tensor] = []
     hook = model.memory.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))  # z(x), the query
     try:
-        with _autocast(precision):
+        with autocast_for(precision):
             y = model(x).float()
     finally:
         hook.remove()
@@ -242,11 +242,11 @@ class MemoryIndex:
 @torch.inference_mode()
 def build_index(model, images: Mapping[str, np.ndarray], precision: str = "fp32") -> MemoryIndex:
     """Encode every image once (z(x), normalised per position) for usage and galleries."""
-    _need_memory(model)
+    require_memory(model)
     names, arrays, queries, grids = [], [], [], []
     for name, image in images.items():
-        image = _check_image(image, f"image {name!r}")
-        with _autocast(precision):
+        image = check_image(image, f"image {name!r}")
+        with autocast_for(precision):
             z = model.encode(to_tensor(image).contiguous(memory_format=torch.channels_last)).float()  # (1, c, h, w)
         grids.append(tuple(z.shape[-2:]))
         queries.append(F.normalize(z[0].flatten(1).t().float(), dim=1))  # (h*w, c)

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .analysis import ImageAnalysis, MemoryIndex, _autocast, _check_image, _need_memory, analyse, build_index, pca_2d, usage_summary
+from .analysis import ImageAnalysis, MemoryIndex, autocast_for, check_image, require_memory, analyse, build_index, pca_2d, usage_summary
 from .figures import fig_attention, fig_gallery, fig_nearest, fig_pca, fig_triptych, fig_usage
 from ...data.imageio import read_rgb
 from ...data.layouts import open_dataset
@@ -33,11 +33,11 @@ class MemoryViews:
 
     def __init__(self, models: Mapping[str, object], images: Mapping[str, np.ndarray | str | Path],
                  index_images: Sequence[str] | None = None, cache_size: int = 8, precision: str = "fp32"):
-        _autocast(precision)  # validates
+        autocast_for(precision)  # validates
         if not models:
             raise ValueError("MemoryViews needs at least one model")
         for name, model in models.items():
-            _need_memory(model)
+            require_memory(model)
         sizes = {n: m.memory.num_items for n, m in models.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the checkpoints have memories of different sizes: {sizes}")
@@ -68,7 +68,7 @@ class MemoryViews:
 
     def add_image(self, name: str, image: np.ndarray) -> None:
         """Add (or replace) an image, e.g. an uploaded file; it is not added to the index."""
-        self._images[name] = _check_image(image, f"image {name!r}")
+        self._images[name] = check_image(image, f"image {name!r}")
         for key in [k for k in self._analyses if k[1] == name]:
             del self._analyses[key]
 
