@@ -91,6 +91,16 @@ def test_no_module_imports_what_it_neither_uses_nor_exports():
     assert stray == []
 
 
+def test_no_module_imports_another_modules_private_names():
+    """What a module shares has a public name; a leading underscore means "this module only"."""
+    private = []
+    for name, path in modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("mosslib")):
+                private += [f"{name}: {a.name}" for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    assert private == []
+
+
 def test_dependencies_point_one_way():
     bad = []
     for name, path in modules().items():
