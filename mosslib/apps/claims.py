@@ -257,22 +257,39 @@ def fig8_claim(results: Path, profile: str) -> Claim:
 
 
 def memory_claim(results: Path, profile: str) -> Claim:
-    path = results / "memory.json"
     claim = "the memory records prototypical rain patterns (its read carries information the decoder uses)"
     full = paper.TABLE4["full"]
     cost = {g: paper.TABLE4["no_memory"][g][0] - full[g][0] for g in ("dense", "sparse")}
     paper_text = ("memory items as rain prototypes (section 3.1.2); removing the memory costs "
                   + " / ".join(f"{v:+.2f}" for v in cost.values()) + f" dB (Table 4) {paper.REPORTED}")
+    one_model = _one_model_memory(results / "memory.json", cost)  # Claim parts, or the reason there are none
+    seeded = _study_paper_ablation(results) if profile == "cpu" else None
+    if seeded is not None:  # the memory study's paper-faithful MOSS over seeds decides, not one model
+        evs, n_seeds, budget = seeded
+        verdict, reason = weakest([_memory_verdict(evs[g], cost[g]) for g in evs], list(evs))
+        evidence = (f"over {n_seeds} seeds of the memory study's paper-faithful MOSS: "
+                    + ", ".join(f"{g} {ev.text()}" for g, ev in evs.items())
+                    + (f"; the shipped model: {one_model['evidence']}" if isinstance(one_model, dict) else ""))
+        first = next(iter(evs.values()))
+        return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, interval_words(n_seeds, first.n),
+                     f"{budget} (the memory study's seeded runs)", "the cpu profile's data (results/study/)",
+                     str(n_seeds), verdict, f"from the memory study's seeds: {reason}", PAGES["study"], "")
+    if isinstance(one_model, str):
+        return missing_claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory", one_model)
+    return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, page=PAGES["memory"], table="memory", **one_model)
+
+
+def _one_model_memory(path: Path, cost: dict[str, float]) -> dict | str:
+    """The memory claim judged on one model's diagnostics (``memory.json``): the Claim's evidence,
+    interval, budget, data, seeds, verdict and reason; or why there is no such judgement."""
     if not path.is_file():
-        return missing_claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory",
-                        f"no {path.name} in {results_label(results)}: the memory diagnostics (`python -m mosslib memory --json`) "
-                        "have not been written for this profile")
+        return (f"no {path.name} in {results_label(path.parent)}: the memory diagnostics (`python -m mosslib memory "
+                "--json`) have not been written for this profile")
     try:
         data = json.loads(path.read_text())
         usage, att, abl = data["usage"], data["attention"], data["ablation"]
     except (ValueError, KeyError, TypeError) as exc:
-        return missing_claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory",
-                        f"{path.name} is not readable as memory diagnostics ({exc})")
+        return f"{path.name} is not readable as memory diagnostics ({exc})"
     ci = data.get("ablation_ci", {}).get("mean", {})
     n = int(data.get("n_images", {}).get("dense", 0) or 0) if isinstance(data.get("n_images"), dict) else 0
     parts, verdicts, labels = [], [], []
@@ -305,28 +322,15 @@ def memory_claim(results: Path, profile: str) -> Claim:
                   f"perplexity {as_float(usage.get('perplexity')):.1f}; largest attention weight {as_float(att.get('max_weight')):.4f}, "
                   f"entropy {as_float(att.get('entropy')):.3f} of {as_float(att.get('uniform_entropy')):.3f} (uniform)")
     if not verdicts:
-        return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, "-", "-", "-", "-",
-                     "not testable here", "no ablation deltas in memory.json", PAGES["memory"], "memory")
-    seeded = _study_paper_ablation(results) if profile == "cpu" else None
-    if seeded is not None:  # the memory study's paper-faithful MOSS over seeds decides, not one model
-        evs, n_seeds, budget = seeded
-        verdicts = [_memory_verdict(evs[g], cost[g]) for g in evs]
-        labels = list(evs)
-        evidence = (f"over {n_seeds} seeds of the memory study's paper-faithful MOSS: "
-                    + ", ".join(f"{g} {ev.text()}" for g, ev in evs.items()) + "; the shipped model: " + evidence)
-        verdict, reason = weakest(verdicts, labels)
-        first = next(iter(evs.values()))
-        return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, interval_words(n_seeds, first.n),
-                     f"{budget} (the memory study's seeded runs)", "the cpu profile's data (results/study/)",
-                     str(n_seeds), verdict, f"from the memory study's seeds: {reason}", PAGES["study"], "")
+        return {"evidence": evidence, "interval": "-", "budget": "-", "data": "-", "seeds": "-",
+                "verdict": "not testable here", "reason": f"no ablation deltas in {path.name}"}
     verdict, reason = weakest(verdicts, labels)
     ent, uni = as_float(att.get("entropy")), as_float(att.get("uniform_entropy"))
     if not math.isnan(ent) and not math.isnan(uni) and uni > 0 and ent >= 0.95 * uni:
         reason += f"; the attention is near uniform (entropy {ent / uni:.1%} of a uniform read's)"
-    interval = ("paired bootstrap over test images" if ci else "no interval given")
-    return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, interval,
-                 str(data.get("checkpoint", "the shipped model")), str(data.get("data", "-")), str(data.get("seeds", "-")),
-                 verdict, reason, PAGES["memory"], "memory")
+    return {"evidence": evidence, "interval": "paired bootstrap over test images" if ci else "no interval given",
+            "budget": str(data.get("checkpoint", "the shipped model")), "data": str(data.get("data", "-")),
+            "seeds": str(data.get("seeds", "-")), "verdict": verdict, "reason": reason}
 
 
 def _memory_verdict(ev: Evidence, cost: float) -> tuple[str, str]:

@@ -220,7 +220,7 @@ def test_one_seed_table1_prefers_the_memory_studys_three_seeds(tmp_path):
     def record(s, kind, shift):
         per = {g: {f"{g}{i}": base + i + shift + 0.05 * rng.standard_normal() for i in range(10)}
                for g, base in (("dense", 18.0), ("sparse", 24.0))}
-        return {"arm": "paper", "seed": s, "kind": kind, "test_per_image": {"trained": per},
+        return {"arm": "paper", "seed": s, "kind": kind, "test_per_image": {"trained": per, "mean": per},
                 "run_config": {"optim": {"steps": 3000}, "data": {"batch_size": 4, "crop": 128}}}
 
     for s in range(2):
@@ -260,5 +260,11 @@ def test_cpu_memory_claim_takes_its_verdict_from_the_study_seeds(tmp_path):
     assert c.verdict == "not held" and "3 seeds" in c.interval and c.page == "07_memory_study"
     assert c.evidence.startswith("over 3 seeds of the memory study's paper-faithful MOSS") and "3,000 steps" in c.budget
     assert claim(ledger.build_ledger(results, "quick"), "memory").verdict == "held"  # a toy book keeps its own model
+    (results / "memory.json").write_text(json.dumps({**working_one_model, "ablation": {"mean": {}, "zeros": {}}}))
+    assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "not held"  # the study decides without deltas
+    (results / "memory.json").unlink()
+    c = claim(ledger.build_ledger(results, "cpu"), "memory")
+    assert c.verdict == "not held" and "shipped model" not in c.evidence  # ... and without the one-model diagnostics
+    (results / "memory.json").write_text(json.dumps(working_one_model))
     (seeds / "paper-s2-full.json").unlink()
     assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "held"  # 2 of 3 seeds: the study does not decide yet
