@@ -23,7 +23,7 @@ __all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "ablation_diffs", "
 SPLITS = ("dense", "sparse")
 WORKS_DB = 0.3  # a memory "works" when ablating its read costs at least this much, dense (issue 30)
 PARITY_DB = 0.3  # the seeded arms' validation PSNR must lie within this of the paper-faithful arm's
-STUDY_SEEDS = 3  # seeds per seeded arm (issue 30); "no variant works" waits for all of them
+STUDY_SEEDS = 3  # seeds per seeded arm (issue 30); every verdict answer waits for all of them
 
 
 def load_records(results: str | Path) -> dict[str, list[dict]]:
@@ -186,7 +186,8 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
     ablating its read costs PSNR with an interval over seeds and images below zero; (2) a variant
     works when that cost is at least ``WORKS_DB`` dB dense (interval below zero) and its MOSS PSNR
     is not below the baseline's (the interval of the difference reaches zero or above);
-    (3) a working memory changes the self-training gain when the gains' difference excludes zero."""
+    (3) a working memory changes the self-training gain when the gains' difference excludes zero.
+    An answer is "open" until the arms it reads have ``STUDY_SEEDS`` seeds."""
     arms = _by_arm(records)
     screened = {r["arm"]: r for r in records["screen"]}
     out = {}
@@ -219,7 +220,7 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
             f"{_fmt(t['ablation']['mean']['dense'], lo, hi)} dB dense; seeds pending.")}
     else:
         out["carries"] = {"answer": "open", "text": "no result of the paper-faithful arm yet."}
-    working, tried = [], []
+    working = []
     planned = [a for a in planned_arms(records["screen"], baseline=baseline) if a != baseline]
     planned += [a for a in arms if a != baseline and a not in planned]
     for arm, seeds in arms.items():
@@ -227,7 +228,6 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
             continue
         s = arm_summary(seeds)
         m, lo, hi = s["ablation dense"]
-        tried.append(arm)
         if base and min(s["seeds"], arm_summary(base)["seeds"]) >= STUDY_SEEDS and hi < 0 and m <= -WORKS_DB:
             common = [k for k in seeds if k in base and "full" in seeds[k] and "full" in base[k]]
             dm, dlo, dhi = seed_image_bootstrap([paired_diffs(base[k]["full"], seeds[k]["full"], "dense") for k in common])
