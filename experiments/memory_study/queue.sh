@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 30's background training, one job at a time, resumable across sessions:
 #   1. the memory study's grid (run.py: screens, then seeds), stopping before HH:MM;
-#   2. once the grid is complete, the cpu book's Table 4, then Tables 2-3, over 3 seeds (notebooks
-#      04 and 02 with --seeds 3; their runs resume from their checkpoints when a session ends mid-run).
+#   2. once the grid is complete, the cpu book's Table 4, then Tables 2-3, then Table 1, over 3 seeds
+#      (notebooks 04, 02 and 01 with --seeds 3; their runs resume from their checkpoints when a
+#      session ends mid-run).
 # usage: DATA_ROOT=../shared/data experiments/memory_study/queue.sh HH:MM [RUNS_DIR [OUT_REPO]]
 #   RUNS_DIR: the training cache (default runs/study; the book's runs go to RUNS_DIR/book/cpu)
 #   OUT_REPO: the checkout whose results/ and figures/ receive the records, tables and figures
@@ -28,4 +29,7 @@ echo "[queue] study complete: Table 4, then Tables 2-3, over 3 seeds (stops when
 book=(-m mosslib book --profile cpu --data "$DATA_ROOT" --seeds 3 --no-progress --runs "$runs/book"
       --results "$out/results" --figures "$out/figures" --build "$out/build")
 "$py" "${book[@]}" --only 04
-exec "$py" "${book[@]}" --only 02
+"$py" "${book[@]}" --only 02
+# Table 1's own 12,000-step runs last (about 7.5 h for 3 seeds): until then its D_U verdict comes
+# from the same comparison over the study's 3 seeds at 3,000 steps (mosslib.apps.claims)
+exec "$py" "${book[@]}" --only 01
