@@ -88,7 +88,7 @@ def measure(device="cpu", quick: bool = False, models=MODEL_NAMES, repeats: int 
     sizes = (32, 64) if quick else (256, 512)
     threads = torch.get_num_threads()
     log_line(f"bench: {device}, {threads} threads, sizes {sizes}, {repeats} repeats"
-         + (" (quick mode: tiny sizes, numbers are not meaningful)" if quick else ""))
+             + (" (quick mode: tiny sizes, numbers are not meaningful)" if quick else ""))
     result: dict = {"device": device_name(device), "threads": threads, "quick": quick, "sizes": list(sizes),
                     "repeats": repeats, "torch": torch.__version__, "cpu": fast.cpu_info(),
                     "loadavg_start": _loadavg()}

@@ -290,7 +290,7 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
         say("dry run: nothing executed")
         return 0
     say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}, "
-         f"HTML book in {out_dir / 'site'}/index.html")
+        f"HTML book in {out_dir / 'site'}/index.html")
     return 0
 
 

@@ -23,10 +23,10 @@ def table1_claims(results: Path, profile: str) -> list[Claim]:
     if not path.is_file():
         for g in ("dense", "sparse"):
             out.append(missing_claim(f"t1-gain-{g}", f"D_U improves MOSS on the {g} test images", "Table 1",
-                                f"{getattr(moss, g)[2]:+.2f} dB {paper.REPORTED}", PAGES["table1"], "table1",
-                                f"no {path.name} in {results_label(results)}: run notebook 01"))
+                                     f"{getattr(moss, g)[2]:+.2f} dB {paper.REPORTED}", PAGES["table1"], "table1",
+                                     f"no {path.name} in {results_label(results)}: run notebook 01"))
         out.append(missing_claim("t1-peers", "MOSS is ahead of every supervised peer", "Table 1", "-", PAGES["table1"],
-                            "table1", f"no {path.name} in {results_label(results)}"))
+                                 "table1", f"no {path.name} in {results_label(results)}"))
         return out
     meta, frame = read_table(path)
     book = frame[frame["source"].astype(str).str.startswith("this book")]
@@ -40,8 +40,8 @@ def table1_claims(results: Path, profile: str) -> list[Claim]:
         col = f"{g}_psnr"
         if gain_rows.empty or col not in gain_rows:
             out.append(missing_claim(f"t1-gain-{g}", f"D_U improves MOSS on the {g} test images", "Table 1",
-                                f"{claimed:+.2f} dB {paper.REPORTED}", PAGES["table1"], "table1",
-                                f"{path.name} has no {g} gain row"))
+                                     f"{claimed:+.2f} dB {paper.REPORTED}", PAGES["table1"], "table1",
+                                     f"{path.name} has no {g} gain row"))
             continue
         r = gain_rows.iloc[0]
         n = test_images_count(meta, g)
@@ -70,7 +70,7 @@ def table1_claims(results: Path, profile: str) -> list[Claim]:
     alike = book[~book["method"].astype(str).str.startswith(("MOSS", "Input"))]
     if ours.empty:
         out.append(missing_claim("t1-peers", "MOSS is ahead of every supervised peer", "Table 1", paper_text,
-                            PAGES["table1"], "table1", f"{path.name} has no MOSS (D_C + D_U) row"))
+                                 PAGES["table1"], "table1", f"{path.name} has no MOSS (D_C + D_U) row"))
     else:
         o = ours.iloc[0]
         evidence = f"MOSS (this book) {as_float(o['dense_psnr']):.2f} / {as_float(o['sparse_psnr']):.2f} dB"
@@ -93,12 +93,7 @@ def _study_selftrain_gain(results: Path, group: str) -> tuple[Evidence, str, str
     """Table 1's gain (MOSS minus its supervised twin from the same pre-training, same data) as the
     memory study's paper-faithful arm measured it over its ``STUDY_SEEDS`` seeds, interval over seeds
     then images; ``(evidence, budget, seeds, (source, what))``, or None before all its seeds are in."""
-    records = memstudy.load_records(results.parent / "study")
-    pairs: dict[int, dict[str, dict]] = {}
-    for r in records["seeds"]:
-        if r["arm"] == "paper":
-            pairs.setdefault(int(r["seed"]), {})[r["kind"]] = r
-    pairs = {k: v for k, v in pairs.items() if {"full", "no_selftrain"} <= set(v)}
+    pairs = {k: v for k, v in _study_paper_seeds(results).items() if {"full", "no_selftrain"} <= set(v)}
     if len(pairs) < memstudy.STUDY_SEEDS:
         return None
     m, lo, hi = memstudy.seed_image_bootstrap([memstudy.paired_diffs(v["no_selftrain"], v["full"], group)
@@ -107,6 +102,11 @@ def _study_selftrain_gain(results: Path, group: str) -> tuple[Evidence, str, str
     ev = Evidence(m, lo, hi, len(first["test_per_image"]["trained"][group]), len(pairs))
     return ev, _study_budget(first), ", ".join(map(str, sorted(pairs))), (
         "the memory study's seeds", "the memory study's paper-faithful MOSS minus its supervised twin")
+
+
+def _study_paper_seeds(results: Path) -> dict[int, dict[str, dict]]:
+    """The memory study's paper-faithful records (``results/../study``), ``{seed: {kind: record}}``."""
+    return memstudy.by_arm(memstudy.load_records(results.parent / "study")).get("paper", {})
 
 
 def _study_budget(rec: dict) -> str:
@@ -144,8 +144,8 @@ def limited_claims(results: Path, profile: str) -> list[Claim]:
     fractions = [p for p in paper.LIMITED_FRACTIONS if p < 100]
     if not paths:
         return [missing_claim(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels", "Tables 2-3",
-                         " / ".join(f"{ds} {paper.limited_row(ds, 'MOSS', pct).psnr[2]:+.2f}" for ds in paper.LIMITED),
-                         PAGES["limited"], "", f"no table2-3_*.csv in {results_label(results)}: run notebook 02") for pct in fractions]
+                              " / ".join(f"{ds} {paper.limited_row(ds, 'MOSS', pct).psnr[2]:+.2f}" for ds in paper.LIMITED),
+                              PAGES["limited"], "", f"no table2-3_*.csv in {results_label(results)}: run notebook 02") for pct in fractions]
     path = paths[0]
     meta, frame = read_table(path)
     seeds = seeds_count(meta)
@@ -159,7 +159,7 @@ def limited_claims(results: Path, profile: str) -> list[Claim]:
         row = book[book["percent"] == pct]
         if row.empty or math.isnan(as_float(row.iloc[0].get("psnr_gain"))):
             out.append(missing_claim(f"t23-{pct}", f"unlabeled data improves MOSS with {pct} % labels", "Tables 2-3",
-                                paper_text, PAGES["limited"], path.stem, f"{path.name} has no {pct} % gain"))
+                                     paper_text, PAGES["limited"], path.stem, f"{path.name} has no {pct} % gain"))
             continue
         r = row.iloc[0]
         ev = Evidence(as_float(r["psnr_gain"]), as_float(r.get("psnr_gain_ci_lo")), as_float(r.get("psnr_gain_ci_hi")), n, seeds)
@@ -183,7 +183,7 @@ def table4_claims(results: Path, profile: str) -> list[Claim]:
 
     if not path.is_file():
         return [missing_claim(f"t4-{c}", f"{paper.TABLE4_LABELS[c]} costs accuracy", "Table 4", paper_text(c),
-                         PAGES["table4"], "table4", f"no {path.name} in {results_label(results)}: run notebook 04") for c in removed]
+                              PAGES["table4"], "table4", f"no {path.name} in {results_label(results)}: run notebook 04") for c in removed]
     meta, frame = read_table(path)
     frame = frame.set_index("config")
     seeds = seeds_count(meta)
@@ -194,7 +194,7 @@ def table4_claims(results: Path, profile: str) -> list[Claim]:
         what = f"{label} costs accuracy against full MOSS (configuration minus Ours, PSNR, dense / sparse)"
         if c not in frame.index:
             out.append(missing_claim(f"t4-{c}", what, "Table 4", paper_text(c), PAGES["table4"], "table4",
-                                f"{path.name} has no {c} row (not trained at this profile)"))
+                                     f"{path.name} has no {c} row (not trained at this profile)"))
             continue
         r = frame.loc[c]
         evs, verdicts, labels = [], [], []
@@ -210,7 +210,7 @@ def table4_claims(results: Path, profile: str) -> list[Claim]:
             labels.append(g)
         if not evs:
             out.append(missing_claim(f"t4-{c}", what, "Table 4", paper_text(c), PAGES["table4"], "table4",
-                                f"{path.name} has no difference to full"))
+                                     f"{path.name} has no difference to full"))
             continue
         verdict, reason = weakest(verdicts, labels)
         out.append(Claim(f"t4-{c}", what, "Table 4", paper_text(c), " / ".join(e.text() for e in evs),
@@ -225,7 +225,7 @@ def fig8_claim(results: Path, profile: str) -> Claim:
     paper_text = f"{paper.FIG8['statement']}, {paper.FIG8['device']} {paper.REPORTED}"
     if not path.is_file():
         return missing_claim("fig8", claim, "Fig. 8", paper_text, PAGES["fig8"], "fig8_timing",
-                        f"no {path.name} in {results_label(results)}: run notebook 03")
+                             f"no {path.name} in {results_label(results)}: run notebook 03")
     meta, frame = read_table(path)
     m = re.search(r"per (\d+)x\d+ image", meta.get("table", ""))
     side = int(m.group(1)) if m else 256
@@ -343,8 +343,7 @@ def _study_paper_ablation(results: Path) -> tuple[dict[str, Evidence], int, str]
     """The memory study's ablation of the paper-faithful MOSS over seeds (``results/../study``):
     ``({split: Evidence}, seeds, budget)``, or None before the study's ``STUDY_SEEDS`` seeds (page 07's
     verdict waits for them too, so the ledger and the page never disagree)."""
-    records = memstudy.load_records(results.parent / "study")
-    seeds = [r for r in records["seeds"] if r["arm"] == "paper" and r["kind"] == "full"]
+    seeds = [v["full"] for v in _study_paper_seeds(results).values() if "full" in v]
     if len(seeds) < memstudy.STUDY_SEEDS:
         return None
     out = {}
@@ -364,16 +363,16 @@ def fig6_claim(results: Path, profile: str) -> Claim:
             answers = read_choices(path)
         except Exception as exc:  # a malformed CSV: say so
             return missing_claim("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
-                            f"{path.name} is not readable ({exc})")
+                                 f"{path.name} is not readable ({exc})")
     if answers is None or len(answers) == 0:
         return missing_claim("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
-                        "no rater has answered the blind study for this profile (no answers in "
-                        f"{path.name}); the paper's protocol (its Appendix C) is not available")
+                             "no rater has answered the blind study for this profile (no answers in "
+                             f"{path.name}); the paper's protocol (its Appendix C) is not available")
 
     t = tally(answers)
     if "MOSS" not in t.index:
         return missing_claim("fig6", claim, "Fig. 6", paper_text, PAGES["fig6"], "user_study",
-                        f"{path.name} has no comparison with MOSS")
+                             f"{path.name} has no comparison with MOSS")
     involved = answers[(answers["left"] == "MOSS") | (answers["right"] == "MOSS")]
     score = np.where(involved["winner"] == "MOSS", 1.0, np.where(involved["winner"] == "same", 0.5, 0.0))
     lo, hi = stats.image_ci(score - 0.5)

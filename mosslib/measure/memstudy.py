@@ -18,7 +18,7 @@ import pandas as pd
 from . import stats
 
 __all__ = ["SPLITS", "load_records", "seed_image_bootstrap", "ablation_diffs", "arms_table", "screen_table",
-           "seeds_table", "paired_diffs", "planned_arms", "verdict", "WORKS_DB", "PARITY_DB", "STUDY_SEEDS"]
+           "seeds_table", "by_arm", "paired_diffs", "planned_arms", "verdict", "WORKS_DB", "PARITY_DB", "STUDY_SEEDS"]
 
 SPLITS = ("dense", "sparse")
 WORKS_DB = 0.3  # a memory "works" when ablating its read costs at least this much, dense (issue 30)
@@ -106,7 +106,8 @@ def screen_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
 
 
-def _by_arm(records: Mapping[str, list[dict]]) -> dict[str, dict[int, dict[str, dict]]]:
+def by_arm(records: Mapping[str, list[dict]]) -> dict[str, dict[int, dict[str, dict]]]:
+    """The seeded records as ``{arm: {seed: {"full" | "no_selftrain": record}}}``."""
     arms: dict[str, dict[int, dict[str, dict]]] = {}
     for r in records["seeds"]:
         arms.setdefault(r["arm"], {}).setdefault(int(r["seed"]), {})[r["kind"]] = r
@@ -141,7 +142,7 @@ def arm_summary(seeds: Mapping[int, Mapping[str, dict]]) -> dict:
 def seeds_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
     """One row per arm trained over several seeds (MOSS and its supervised twin per seed)."""
     rows = []
-    for arm, seeds in sorted(_by_arm(records).items(), key=lambda kv: kv[0] != "paper"):
+    for arm, seeds in sorted(by_arm(records).items(), key=lambda kv: kv[0] != "paper"):
         s = arm_summary(seeds)
         row = {"arm": arm, "seeds": s["seeds"]}
         for split in SPLITS:
@@ -188,7 +189,7 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
     is not below the baseline's (the interval of the difference reaches zero or above);
     (3) a working memory changes the self-training gain when the gains' difference excludes zero.
     An answer is "open" until the arms it reads have ``STUDY_SEEDS`` seeds."""
-    arms = _by_arm(records)
+    arms = by_arm(records)
     screened = {r["arm"]: r for r in records["screen"]}
     out = {}
     base = arms.get(baseline)
