@@ -76,8 +76,15 @@ def say(msg: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S} study] {msg}", flush=True)
 
 
+def arm_settings(arm: str, steps: int) -> list[str]:
+    """An arm's model settings for a run of ``steps`` steps: a compressed Gumbel anneal reaches the
+    authors' 0.03 at the last step of that run (the same settings as ``ARMS`` at ``STEPS``)."""
+    anneal = f"model.memory_anneal={0.03 ** (1.0 / steps)!r}"
+    return [anneal if s.startswith("model.memory_anneal=") else s for s in ARMS[arm]]
+
+
 def overrides(arm: str, steps: int) -> list[str]:
-    return COMMON + [f"optim.steps={steps}"] + ARMS[arm]
+    return COMMON + [f"optim.steps={steps}"] + arm_settings(arm, STEPS)
 
 
 class ValPair:
@@ -116,8 +123,15 @@ def _portable_config(config: dict, data_root: Path) -> dict:
 
 def measure(run: Path, data_root: Path, cache: dict, figure: Path | None = None) -> dict:
     """Everything the study records of one trained run (its validation-selected best.pt)."""
-    cfg = config_of_run(run)
-    model = load_model(run, which="best")
+    config = json.loads((run / "config.json").read_text())
+    best = json.loads((run / "done.json").read_text())["best"]
+    return measure_model(load_model(run, which="best"), config_of_run(run), config, best, data_root, cache, figure)
+
+
+def measure_model(model, cfg, config: dict, best: dict, data_root: Path, cache: dict, figure: Path | None = None) -> dict:
+    """The study's record of one model: ``cfg`` its training configuration (whose data root is
+    ``data_root``; the validation pairs depend on it and on the seed), ``config`` the same as saved,
+    ``best`` the validation score that chose it."""
     if "test" not in cache:
         cache["test"] = open_dataset(data_root / "DDN-SIRR").test_groups()
         cache["real"] = real_photos(data_root)
@@ -127,8 +141,8 @@ def measure(run: Path, data_root: Path, cache: dict, figure: Path | None = None)
     val = ablation_deltas(model, cache[("val", cfg.seed)], n_boot=2000)
     images = [p.load()[0] for rows in cache["test"].values() for p in rows]
     rec = {
-        "run_config": _portable_config(json.loads((run / "config.json").read_text()), data_root),
-        "best": json.loads((run / "done.json").read_text())["best"],
+        "run_config": _portable_config(config, data_root),
+        "best": best,
         "health": memory_health(model, images),
         "test": {k: test[k] for k in ("trained", "ablation", "ablation_ci")},
         "test_per_image": test["per_image"],  # {"trained"|"mean"|"zeros": {split: {image: psnr}}}

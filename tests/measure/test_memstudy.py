@@ -187,3 +187,69 @@ def test_seed_grids_wait_for_seed_0_of_every_arm_and_for_every_run_folder(tmp_pa
     written = run.save_seed_grids(runs, results, tmp_path / "data", arms)
     assert [p.name for p in written] == [f"seeds_real_{n.split('.')[0]}.jpg" for n in run.FIGURE_PHOTOS]
     assert all(Image.open(p).size[0] > 0 for p in written)
+
+
+def _study_gpu():
+    """experiments/memory_study/gpu.py as a module (the study at GPU scale: settings and scoring)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "memory_study" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("memory_study_gpu", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_settings_are_the_grids_and_compress_the_anneal_into_the_run():
+    gpu, run = _study_gpu(), _study_runner()
+    assert all(run.arm_settings(arm, run.STEPS) == run.ARMS[arm] for arm in run.ARMS)  # the CPU grid unchanged
+    line = gpu.settings("gumbel_fast", 1000)
+    assert f"--set model.memory_anneal={0.03 ** (1 / 1000)!r}" in line and "--set model.memory_read=gumbel" in line
+    assert gpu.settings("paper", 1000) == ""
+    with pytest.raises(SystemExit, match="unknown arm 'nope'"):
+        gpu.settings("nope", 1000)
+
+
+def test_gpu_scoring_reads_the_card_and_moves_the_device_paths_here(tmp_path, monkeypatch, tiny_moedn):
+    from mosslib.method.checkpoint import save_model
+    from mosslib.method.profiles import make_config
+    from mosslib.model.config import to_dict
+
+    gpu = _study_gpu()
+    config = json.loads(json.dumps(make_config("smoke", "full", data_root=""), default=lambda o: o.__dict__))
+    config["data"].update(root="/device/work/data", unlabeled="/device/work/data/DDN-SIRR/real_input")
+    card = {"config": config, "best_step": 800, "validation": {"step": 800, "psnr": 30.5}, "steps_trained": 900,
+            "trained_with": {"device": "cuda"}}
+    model = tiny_moedn[0]
+    path = save_model(model, tmp_path / "gumbel_fast-s2-no_selftrain.pt", config=to_dict(model.cfg), card=card)
+    seen = {}
+
+    def fake_measure(model, cfg, config, best, data_root, cache):
+        seen.update(root=cfg.data.root, unlabeled=config["data"]["unlabeled"], best=best)
+        return {"test": {}}
+
+    monkeypatch.setattr(gpu, "measure_model", fake_measure)
+    here = tmp_path / "data"
+    rec = gpu.score_file(path, here, {})
+    assert (rec["arm"], rec["seed"], rec["kind"], rec["scale"], rec["steps_trained"]) == ("gumbel_fast", 2, "no_selftrain", "gpu", 900)
+    assert seen == {"root": str(here), "unlabeled": str(here / "DDN-SIRR" / "real_input"), "best": {"step": 800, "psnr": 30.5}}
+    bad = save_model(model, tmp_path / "paper-full.pt")
+    with pytest.raises(SystemExit, match="paper-full.pt: not a study model"):
+        gpu.score_file(bad, here, {})
+    bare = save_model(model, tmp_path / "paper-s0-full.pt")
+    with pytest.raises(SystemExit, match="paper-s0-full.pt: no model card"):
+        gpu.score_file(bare, here, {})
+
+
+def test_gpu_summary_names_the_budget_and_the_arms(tmp_path):
+    gpu = _study_gpu()
+    recs = [_rec("paper", s, k, 18.0 + 0.1 * s + (0.2 if k == "full" else 0), 0.0) for s in range(2)
+            for k in ("full", "no_selftrain")]
+    for r in recs:
+        r["run_config"].update(data={"batch_size": 16, "crop": 256}, optim={"steps": 4000, "pretrain_steps": 2000})
+        r.update(steps_trained=4000, trained_with={"device": "cuda"})
+    text = gpu.summary_markdown(_write(tmp_path, recs))
+    assert "4000 steps planned (4000 trained), batch 16 of 256x256 crops, self-training from step 2000; device cuda" in text
+    assert "| paper | 2 |" in text and "+0.20 [+0.20, +0.20]" in text  # the self-training gain over two seeds
+    assert "No records yet" in gpu.summary_markdown(load_records(tmp_path / "none"))
