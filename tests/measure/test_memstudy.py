@@ -102,16 +102,21 @@ def test_open_answers_before_the_seeds_exist(tmp_path):
     assert verdict(load_records(tmp_path / "none"))["carries"]["answer"] == "open"
 
 
-def _study_runner():
-    """experiments/memory_study/run.py as a module (it is a script, not part of the package)."""
+def _study_script(name: str):
+    """experiments/memory_study/<name>.py as a module (a script, not part of the package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "experiments" / "memory_study" / "run.py"
-    spec = importlib.util.spec_from_file_location("memory_study_run", path)
+    path = Path(__file__).resolve().parents[2] / "experiments" / "memory_study" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"memory_study_{name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _study_runner():
+    """The grid's runner, run.py."""
+    return _study_script("run")
 
 
 def test_study_rule_picks_two_at_parity_and_the_costliest_live_memory(tmp_path):
@@ -190,15 +195,8 @@ def test_seed_grids_wait_for_seed_0_of_every_arm_and_for_every_run_folder(tmp_pa
 
 
 def _study_gpu():
-    """experiments/memory_study/gpu.py as a module (the study at GPU scale: settings and scoring)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "experiments" / "memory_study" / "gpu.py"
-    spec = importlib.util.spec_from_file_location("memory_study_gpu", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """The study at GPU scale, gpu.py: the device call's settings and the scoring here."""
+    return _study_script("gpu")
 
 
 def test_gpu_settings_are_the_grids_and_compress_the_anneal_into_the_run():
