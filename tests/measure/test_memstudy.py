@@ -78,8 +78,14 @@ def test_no_variant_works_when_its_ablation_is_too_small_or_it_loses_accuracy(tm
                  _rec("small", s, "full", 18.2, 0.1, 0.05), _rec("small", s, "no_selftrain", 18.0, 0.1, 0.05),
                  _rec("worse", s, "full", 17.0, 1.0, 0.05), _rec("worse", s, "no_selftrain", 17.0, 1.0, 0.05)]
     v = verdict(_write(tmp_path, recs))
-    assert v["works"]["answer"] == "no" and "small" in v["works"]["text"] and "worse" in v["works"]["text"]
-    assert v["changes"]["answer"] == "cannot be asked"  # not "no": nothing worked to compare with
+    assert v["works"]["answer"] == "no" and "small 3/3" in v["works"]["text"]
+    assert "below the paper-faithful arm's PSNR: 'worse'" in v["works"]["text"]  # used by the decoder, 1.2 dB worse
+    # the third question reads the memory the decoder uses (the amendment): gain +0.0 against +0.2
+    assert v["changes"]["answer"] == "yes" and v["changes"]["arm"] == "worse"
+    assert "though its PSNR is below" in v["changes"]["text"]
+    (tmp_path / "b").mkdir()
+    v = verdict(_write(tmp_path / "b", [r for r in recs if r["arm"] != "worse"]))
+    assert v["works"]["answer"] == "no" and v["changes"]["answer"] == "cannot be asked"  # no memory is used at all
 
 
 def test_no_variant_works_is_not_said_before_every_seeded_arm_has_its_seeds(tmp_path):
