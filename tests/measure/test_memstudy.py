@@ -79,10 +79,10 @@ def test_no_variant_works_when_its_ablation_is_too_small_or_it_loses_accuracy(tm
                  _rec("worse", s, "full", 17.0, 1.0, 0.05), _rec("worse", s, "no_selftrain", 17.0, 1.0, 0.05)]
     v = verdict(_write(tmp_path, recs))
     assert v["works"]["answer"] == "no" and "small 3/3" in v["works"]["text"]
-    assert "below the paper-faithful arm's PSNR: 'worse'" in v["works"]["text"]  # used by the decoder, 1.2 dB worse
+    assert "short of the rule: 'worse'" in v["works"]["text"]  # used by the decoder, 1.2 dB worse
     # the third question reads the memory the decoder uses (the amendment): gain +0.0 against +0.2
     assert v["changes"]["answer"] == "yes" and v["changes"]["arm"] == "worse"
-    assert "though its PSNR is below" in v["changes"]["text"]
+    assert "though it does not meet the rule" in v["changes"]["text"]
     (tmp_path / "b").mkdir()
     v = verdict(_write(tmp_path / "b", [r for r in recs if r["arm"] != "worse"]))
     assert v["works"]["answer"] == "no" and v["changes"]["answer"] == "cannot be asked"  # no memory is used at all
@@ -257,3 +257,16 @@ def test_gpu_summary_names_the_budget_and_the_arms(tmp_path):
     assert "4000 steps planned (4000 trained), batch 16 of 256x256 crops, self-training from step 2000; device cuda" in text
     assert "| paper | 2 |" in text and "+0.20 [+0.20, +0.20]" in text  # the self-training gain over two seeds
     assert "No records yet" in gpu.summary_markdown(load_records(tmp_path / "none"))
+
+
+def test_a_memory_used_on_sparse_images_only_is_read_by_the_third_question_not_the_rule(tmp_path):
+    recs = []
+    for s in range(3):
+        recs += [_rec("paper", s, "full", 18.2, 0.0, 0.05), _rec("paper", s, "no_selftrain", 18.0, 0.0, 0.05)]
+        for kind in ("full", "no_selftrain"):
+            r = _rec("nofuse", s, kind, 18.2, 1.0, 0.05)
+            r["test_per_image"]["mean"]["dense"] = dict(r["test_per_image"]["trained"]["dense"])  # dense: no cost
+            recs.append(r)
+    v = verdict(_write(tmp_path, recs))
+    assert v["works"]["answer"] == "no" and "short of the rule: 'nofuse'" in v["works"]["text"]  # the rule reads dense
+    assert v["changes"]["arm"] == "nofuse" and v["changes"]["answer"] == "yes"  # its gain +0.0 against +0.2
