@@ -189,8 +189,8 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
     is not below the baseline's (the interval of the difference reaches zero or above);
     (3) a memory the decoder uses changes the self-training gain when the gains' difference excludes
     zero: the variant that works, else the one whose read costs most in either split (at least
-    ``WORKS_DB``, interval below zero; the amendment in docs/memory-study.md), whatever its PSNR. An answer is "open" until the arms it reads have
-    ``STUDY_SEEDS`` seeds."""
+    ``WORKS_DB``, interval below zero; the amendment in docs/memory-study.md), whatever its PSNR.
+    An answer is "open" until the arms it reads have ``STUDY_SEEDS`` seeds."""
     arms = by_arm(records)
     screened = {r["arm"]: r for r in records["screen"]}
     out = {}
@@ -237,7 +237,7 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
             sparse = seed_image_bootstrap([paired_diffs(base[k]["full"], seeds[k]["full"], "sparse") for k in common])
             parity = not math.isnan(dense[2]) and dense[2] >= 0
             used.append({"arm": arm, "cost": s["ablation dense"], "dense": dense, "sparse": sparse, "summary": s,
-                         "works": costly["dense"] and parity, "parity": parity,
+                         "works": costly["dense"] and parity,
                          "largest": min(s[f"ablation {split}"][0] for split in SPLITS)})
     working = [u for u in used if u["works"]]  # the rule fixed in advance reads dense only
     n_seeds = {a: len([k for k in arms.get(a, {}).values() if "full" in k]) for a in [baseline] + planned}
