@@ -280,6 +280,13 @@ def chosen_arms(results: Path) -> list[str] | None:
     return planned_arms(recs, order=list(ARMS))
 
 
+def deadline_at(hhmm: str, now: dt.datetime) -> float:
+    """The next HH:MM after ``now`` (UTC) as a timestamp: 01:00 asked at 22:00 is tomorrow's."""
+    hh, mm = map(int, hhmm.split(":"))
+    at = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return (at if at > now else at + dt.timedelta(days=1)).timestamp()
+
+
 def write(path: Path, rec: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -292,17 +299,14 @@ def main() -> int:
     p.add_argument("--runs", default=os.environ.get("MOSSLIB_STUDY_RUNS", str(REPO / "runs" / "study")))
     p.add_argument("--results", default=str(REPO / "results" / "study"))
     p.add_argument("--data", default=os.environ.get("DATA_ROOT", str(REPO.parent / "shared" / "data")))
-    p.add_argument("--until", default=None, help="HH:MM (UTC, today): start nothing that cannot end by then")
+    p.add_argument("--until", default=None,
+                   help="HH:MM (UTC; the next such time, so 01:00 at 22:00 means tomorrow): start nothing that cannot end by then")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--grids", action="store_true",
                    help="only (re)draw the real-photo grids: the screened arms, and seed 0 of the seeded arms")
     args = p.parse_args()
     runs, results, data_root = Path(args.runs), Path(args.results), Path(args.data).resolve()
-    deadline = None
-    if args.until:
-        hh, mm = map(int, args.until.split(":"))
-        now = dt.datetime.now(dt.timezone.utc)
-        deadline = now.replace(hour=hh, minute=mm, second=0).timestamp()
+    deadline = deadline_at(args.until, dt.datetime.now(dt.timezone.utc)) if args.until else None
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     if args.grids:
         arms = chosen_arms(results) or []

@@ -270,3 +270,13 @@ def test_a_memory_used_on_sparse_images_only_is_read_by_the_third_question_not_t
     v = verdict(_write(tmp_path, recs))
     assert v["works"]["answer"] == "no" and "short of the rule: 'nofuse'" in v["works"]["text"]  # the rule reads dense
     assert v["changes"]["arm"] == "nofuse" and v["changes"]["answer"] == "yes"  # its gain +0.0 against +0.2
+
+
+def test_the_grids_deadline_is_the_next_such_time_across_midnight():
+    import datetime as dt
+
+    run = _study_runner()
+    evening = dt.datetime(2026, 12, 6, 22, 19, tzinfo=dt.timezone.utc)
+    assert run.deadline_at("23:30", evening) == evening.replace(hour=23, minute=30, second=0).timestamp()
+    tomorrow = dt.datetime(2026, 12, 7, 1, 2, tzinfo=dt.timezone.utc).timestamp()
+    assert run.deadline_at("01:02", evening) == tomorrow  # a session that spans midnight
