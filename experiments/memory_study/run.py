@@ -68,7 +68,7 @@ ARMS: dict[str, list[str]] = {
     "gumbel": ["model.memory_read=gumbel"],
     "gumbel_fast_nofuse": ["model.fuse=false", "model.memory_read=gumbel", f"model.memory_anneal={GUMBEL_FAST_ANNEAL!r}"],
 }
-REAL_PHOTOS = 12  # of the 147 DDN-SIRR real photos, evenly spread, for the real-rain measures
+REAL_PHOTOS = 12  # asked of the 147 DDN-SIRR real photos (11 measured: one evenly spread pick is a figure photo)
 FIGURE_PHOTOS = ("2.jpg", "37.jpg", "101.jpg")
 
 

@@ -66,6 +66,7 @@ def test_inert_paper_memory_and_a_working_variant(tmp_path):
     assert v["carries"]["answer"] == "no"
     assert v["works"]["answer"] == "yes" and v["works"]["arm"] == "t0.1"
     assert v["changes"]["answer"] == "yes"  # gain +0.5 against +0.2
+    assert "14.00 (seeds: 14.00, 14.00, 14.00) against 10.00" in v["changes"]["text"]  # real photos, every seed
     (tmp_path / "seeds" / "t0.1-s2-full.json").unlink()
     v = verdict(load_records(tmp_path))
     assert v["works"]["answer"] == "open" and "t0.1 2/3" in v["works"]["text"]  # 2 of 3 seeds: not yet a "yes"
