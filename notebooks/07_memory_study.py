@@ -90,7 +90,7 @@ memstudy.arms_table(study)
 # the test inputs (items ever chosen, the most chosen item's share, the perplexity of the
 # choices, the largest read weight, the read's entropy over $\log m$: 1 is a uniform read); the
 # *ablation*: PSNR with the read replaced by its per-image mean, minus as trained (95 % interval
-# over test images or validation pairs; negative: the decoder uses the memory). On 12 real
+# over test images or validation pairs; negative: the decoder uses the memory). On 11 real
 # photos: the mean absolute change from the input (8-bit levels, "removed") and how much the
 # ablation moves the output, as a share of that.
 
