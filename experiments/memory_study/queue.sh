@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 30's background training, one job at a time, resumable across sessions:
 #   1. the memory study's grid (run.py: screens, then seeds), stopping before HH:MM;
-#   2. once the grid is complete, the cpu book's Table 4, then Tables 2-3, then Table 1, over 3 seeds
-#      (notebooks 04, 02 and 01 with --seeds 3; their runs resume from their checkpoints when a
+#   2. once the grid is complete, the cpu book's Table 4, then Table 1, then Tables 2-3, over 3 seeds
+#      (notebooks 04, 01 and 02 with --seeds 3; their runs resume from their checkpoints when a
 #      session ends mid-run).
 # usage: DATA_ROOT=../shared/data experiments/memory_study/queue.sh HH:MM [RUNS_DIR [OUT_REPO]]
 #   RUNS_DIR: the training cache (default runs/study; the book's runs go to RUNS_DIR/book/cpu)
@@ -25,11 +25,12 @@ if "$py" experiments/memory_study/run.py --runs "$runs" --results "$results" --d
     echo "[queue] the study's grid is not complete; Table 4's seeds wait"
     exit 0
 fi
-echo "[queue] study complete: Table 4, then Tables 2-3, over 3 seeds (stops when the session ends; rerun to resume)"
+echo "[queue] study complete: Table 4, then Table 1, then Tables 2-3, over 3 seeds (stops when the session ends; rerun to resume)"
 book=(-m mosslib book --profile cpu --data "$DATA_ROOT" --seeds 3 --no-progress --runs "$runs/book"
       --results "$out/results" --figures "$out/figures" --build "$out/build")
+# the issue asks Table 4 and Table 1 for 3 seeds by name: they go first. Table 1's own 12,000-step
+# runs take about 7.5 h for 3 seeds; until they land its D_U verdict comes from the same comparison
+# over the study's 3 seeds at 3,000 steps (mosslib.apps.claims)
 "$py" "${book[@]}" --only 04
-"$py" "${book[@]}" --only 02
-# Table 1's own 12,000-step runs last (about 7.5 h for 3 seeds): until then its D_U verdict comes
-# from the same comparison over the study's 3 seeds at 3,000 steps (mosslib.apps.claims)
-exec "$py" "${book[@]}" --only 01
+"$py" "${book[@]}" --only 01
+exec "$py" "${book[@]}" --only 02
