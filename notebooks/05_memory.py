@@ -132,3 +132,9 @@ explorer.widget
 # Is the memory inert only in this run? Notebook 7 (`07_memory_study`) trains the paper's memory
 # beside variants that make the read selective, keep the items alive, or take away the decoder's
 # path around the memory, over several seeds, and gives the verdict.
+
+# %%
+study = memstudy.load_records(dirs.results.parent / "study")
+display(Markdown("**The memory study's verdict (cpu scale, `results/study/`):**\n\n"
+                 + memstudy.verdict_markdown(memstudy.verdict(study)) if study["screen"] or study["seeds"]
+                 else "No memory-study records yet (`experiments/memory_study/queue.sh` trains them)."))
