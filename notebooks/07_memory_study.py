@@ -114,6 +114,16 @@ else:
     display(Markdown("No seeded runs yet: the grid trains them after the screen."))
 
 # %% [markdown]
+# Seed by seed: each run's test PSNR and its self-training gain with an interval over the test
+# images only. Where two seeds of the same arm give gains whose intervals exclude zero on
+# opposite sides, the image-only interval of one run says nothing about the method: training
+# noise is larger than the test set's.
+
+# %%
+if study["seeds"]:
+    display(memstudy.seed_runs_table(study).round(2))
+
+# %% [markdown]
 # ## Verdict
 #
 # Generated from the records by the rules above: "open" while the runs it needs are missing.

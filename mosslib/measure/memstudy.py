@@ -157,6 +157,23 @@ def seeds_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
 
 
+def seed_runs_table(records: Mapping[str, list[dict]]) -> pd.DataFrame:
+    """One row per seed of each seeded arm: its MOSS and supervised twin's test PSNR, and the
+    self-training gain with an interval over test images only: how much seeds alone move it."""
+    rows = []
+    for arm, seeds in sorted(by_arm(records).items(), key=lambda kv: kv[0] != "paper"):
+        for seed, runs in sorted(seeds.items()):
+            row = {"arm": arm, "seed": seed}
+            for split in SPLITS:
+                for kind, name in (("full", "MOSS"), ("no_selftrain", "supervised")):
+                    row[f"{name} {split}"] = runs[kind]["test"]["trained"][split] if kind in runs else math.nan
+                both = "full" in runs and "no_selftrain" in runs
+                gain = seed_image_bootstrap([paired_diffs(runs["no_selftrain"], runs["full"], split)]) if both else None
+                row[f"self-training gain {split}"] = _fmt(*gain) if gain else "-"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["arm", "seed"]) if rows else pd.DataFrame()
+
+
 def _by_seed(summary: Mapping) -> str:
     """'9.64 (seeds: 9.64, 9.10, 9.80)': an arm's mean change on real photos, and each seed's."""
     seeds = summary["real removed by seed"]

@@ -281,3 +281,15 @@ def test_the_grids_deadline_is_the_next_such_time_across_midnight():
     assert run.deadline_at("23:30", evening) == evening.replace(hour=23, minute=30, second=0).timestamp()
     tomorrow = dt.datetime(2026, 12, 7, 1, 2, tzinfo=dt.timezone.utc).timestamp()
     assert run.deadline_at("01:02", evening) == tomorrow  # a session that spans midnight
+
+
+def test_seed_runs_table_shows_each_seed_and_a_missing_twin(tmp_path):
+    from mosslib.measure.memstudy import seed_runs_table
+
+    recs = [_rec("paper", 0, "full", 18.5, 0.0), _rec("paper", 0, "no_selftrain", 18.0, 0.0),
+            _rec("paper", 1, "full", 18.0, 0.0), _rec("nofuse", 0, "full", 17.0, 1.0)]
+    t = seed_runs_table(_write(tmp_path, recs))
+    assert list(t.index) == [("paper", 0), ("paper", 1), ("nofuse", 0)]  # the paper-faithful arm first
+    assert t.loc[("paper", 0), "self-training gain dense"] == "+0.50 [+0.50, +0.50]"  # one seed, images only
+    assert t.loc[("paper", 1), "self-training gain sparse"] == "-"  # its twin has not finished
+    assert t.loc[("paper", 0), "MOSS sparse"] == pytest.approx(21.5)
