@@ -118,6 +118,21 @@ def interval_of(matrix, level: float = 0.95, n_boot: int | None = None, seed: in
     return float(d.mean()), lo, hi
 
 
+def seed_t_interval(matrix, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lo, hi): Student's t interval over the seeds' means of a (seeds x images) difference
+    matrix. With few seeds a bootstrap over seeds sees only a few distinct resamples and runs
+    narrow; this one widens with t's tails instead (nan for fewer than 2 seeds)."""
+    from scipy import stats as sps  # lazy: scipy is slow to import and only this needs it
+
+    d = np.asarray(matrix, dtype=np.float64)
+    means = d.mean(axis=-1).ravel() if d.size else d.ravel()
+    if means.size < 2:
+        return float(means.mean()) if means.size else math.nan, math.nan, math.nan
+    m, se = float(means.mean()), float(means.std(ddof=1) / math.sqrt(means.size))
+    half = float(sps.t.ppf(0.5 + level / 2, means.size - 1)) * se
+    return m, m - half, m + half
+
+
 def is_degenerate(lo: float, hi: float, n_images: int, rel: float = 1e-9) -> bool:
     """An interval that cannot tell anything: not finite, fewer than 2 images, or no width."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or n_images < 2:

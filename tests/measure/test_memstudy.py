@@ -83,7 +83,7 @@ def test_no_variant_works_when_its_ablation_is_too_small_or_it_loses_accuracy(tm
     assert "short of the rule: 'worse'" in v["works"]["text"]  # used by the decoder, 1.2 dB worse
     # the third question reads the memory the decoder uses (the amendment): gain +0.0 against +0.2
     assert v["changes"]["answer"] == "yes" and v["changes"]["arm"] == "worse"
-    assert "though it does not meet the rule" in v["changes"]["text"]
+    assert "though it does not meet the rule" in v["changes"]["text"] and "a smaller gain." in v["changes"]["text"]
     (tmp_path / "b").mkdir()
     v = verdict(_write(tmp_path / "b", [r for r in recs if r["arm"] != "worse"]))
     assert v["works"]["answer"] == "no" and v["changes"]["answer"] == "cannot be asked"  # no memory is used at all
@@ -293,3 +293,14 @@ def test_seed_runs_table_shows_each_seed_and_a_missing_twin(tmp_path):
     assert t.loc[("paper", 0), "self-training gain dense"] == "+0.50 [+0.50, +0.50]"  # one seed, images only
     assert t.loc[("paper", 1), "self-training gain sparse"] == "-"  # its twin has not finished
     assert t.loc[("paper", 0), "MOSS sparse"] == pytest.approx(21.5)
+
+
+def test_a_gain_difference_only_the_seed_bootstrap_excludes_from_zero_is_called_weak(tmp_path):
+    recs = []
+    for s, gain in enumerate((0.0, -0.35, 0.15)):  # differences to the paper's +0.2: -0.2, -0.55, -0.05
+        recs += [_rec("paper", s, "full", 18.2, 0.0), _rec("paper", s, "no_selftrain", 18.0, 0.0),
+                 _rec("used", s, "full", 17.0 + gain, 1.0), _rec("used", s, "no_selftrain", 17.0, 1.0)]
+    v = verdict(_write(tmp_path, recs))
+    assert v["changes"]["answer"] == "yes"  # the rule's bootstrap over 3 seeds: every resample is below zero
+    assert "a smaller gain by the rule, weakly" in v["changes"]["text"]  # a t interval over 3 seeds reaches zero
+    assert "per seed -0.20, -0.55, -0.05" in v["changes"]["text"]

@@ -81,3 +81,14 @@ def test_gain_of_with_several_seeds_uses_seeds_and_says_so():
     assert g.seeds == 3 and g.n == 10 and g.significant and g.real and g.lo > 0.4
     text = g.sentence("x")
     assert "3 seeds" in text and "real difference over these seeds" in text and "one seed" not in text
+
+
+def test_seed_t_interval_widens_with_few_seeds_where_the_seed_bootstrap_does_not():
+    d = np.array([[0.9, 1.1], [1.9, 2.1], [2.9, 3.1]])  # three seeds, per-seed means 1, 2, 3
+    m, lo, hi = stats.seed_t_interval(d)
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2 df) x sd 1 / sqrt(3)
+    assert m == pytest.approx(2.0) and (lo, hi) == pytest.approx((2.0 - half, 2.0 + half))
+    _, blo, bhi = stats.interval_of(d, n_boot=2000)
+    assert lo < blo and hi > bhi  # 3 seeds: the bootstrap over seeds runs narrower
+    assert all(math.isnan(v) for v in stats.seed_t_interval(d[:1])[1:])  # one seed: no spread to read
+    assert all(math.isnan(v) for v in stats.seed_t_interval([]))
