@@ -262,7 +262,9 @@ def _results_notebook(stem: str, results: Path, figures: Path, profile: str):
 
 def _page_notebook(stem: str, build: Path, results: Path, figures: Path, profile: str, fallback: bool):
     executed = build / f"{stem}.ipynb"
-    if executed.is_file():
+    # the book writes the stamp when a notebook finishes and removes it when one starts: a notebook
+    # without it is being executed (papermill writes as it goes) or failed, and is no page
+    if executed.is_file() and (build / f"{stem}.stamp.json").is_file():
         import nbformat  # lazy: only rendering needs the notebook tools
 
         return nbformat.read(executed, as_version=4), "executed"

@@ -38,6 +38,7 @@ def executed(path, markdown_out: str, png: bytes | None = None, code="secret_cod
     nb.cells.append(cell)
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     nbformat.write(nb, path)
+    path.with_name(f"{path.stem}.stamp.json").write_text("{}")  # the book's mark of a finished notebook
 
 
 @pytest.fixture
@@ -124,6 +125,13 @@ def test_fallback_pages_come_from_committed_results(book_dirs):
     page = (out["out"] / "01_ddn_sirr.html").read_text()
     assert "was not executed for this render" in page and "fig4_test.png" in page and "data:image/png" in page
     assert "MOSS (this book)" in page  # the committed table1.md
+
+
+def test_a_notebook_still_executing_is_no_page(book_dirs):
+    # the book removes the stamp when it starts a notebook; papermill writes the notebook as it runs
+    (book_dirs["build_dir"] / "smoke" / "01_ddn_sirr.stamp.json").unlink()
+    assert "01_ddn_sirr" in render(book_dirs)["missing"]
+    assert render(book_dirs, fallback=True)["from_results"] == ["01_ddn_sirr"]  # its committed results instead
 
 
 def test_cpu_site_has_no_toy_banner(book_dirs, tmp_path):
