@@ -97,9 +97,7 @@ display(Markdown(ledger.ledger_markdown(claims, profile, heading="### Claims led
 # %%
 from mosslib.measure import memstudy
 
-study = memstudy.load_records(dirs.results.parent / "study")
-display(Markdown(memstudy.verdict_markdown(memstudy.verdict(study)) if study["screen"] or study["seeds"]
-                 else "No results of the memory study in this results folder yet (`experiments/memory_study/run.py`)."))
+display(Markdown(memstudy.study_verdict_markdown(dirs.results.parent / "study")))
 
 # %% [markdown]
 # ## The equations and the code that implements them

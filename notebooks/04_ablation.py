@@ -122,6 +122,5 @@ from mosslib.method.runs import memory_diagnosed
 
 display(Markdown(memstudy.diagnostics_markdown(memory_diagnosed(runs[[s.config for s in specs].index("full")]),
                                                f"the {profile} `full` run of this table")))
-study = memstudy.load_records(dirs.results.parent / "study")
-if study["screen"] or study["seeds"]:
-    display(Markdown("**The memory study's verdict (cpu scale):**\n\n" + memstudy.verdict_markdown(memstudy.verdict(study))))
+display(Markdown("**The memory study's verdict (cpu scale):**\n\n"
+                 + memstudy.study_verdict_markdown(dirs.results.parent / "study")))

@@ -134,7 +134,5 @@ explorer.widget
 # path around the memory, over several seeds, and gives the verdict.
 
 # %%
-study = memstudy.load_records(dirs.results.parent / "study")
-display(Markdown("**The memory study's verdict (cpu scale, `results/study/`):**\n\n"
-                 + memstudy.verdict_markdown(memstudy.verdict(study)) if study["screen"] or study["seeds"]
-                 else "No memory-study records yet (`experiments/memory_study/queue.sh` trains them)."))
+display(Markdown("**The memory study's verdict (cpu scale):**\n\n"
+                 + memstudy.study_verdict_markdown(dirs.results.parent / "study")))

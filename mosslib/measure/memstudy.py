@@ -294,13 +294,13 @@ def verdict(records: Mapping[str, list[dict]], baseline: str = "paper") -> dict:
         arm, seeds, w, b = chosen["arm"], arms[chosen["arm"]], chosen["summary"], arm_summary(base)
         pair = {"full", "no_selftrain"}
         common = [k for k in seeds if k in base and pair <= set(seeds[k]) and pair <= set(base[k])]
-        def gain_differences(split: str) -> list[np.ndarray]:  # per seed: (the arm's gain - the paper's), per image
-            return [np.subtract(paired_diffs(seeds[k]["no_selftrain"], seeds[k]["full"], split),
-                                paired_diffs(base[k]["no_selftrain"], base[k]["full"], split)) for k in common]
-
-        gm, gs = seed_image_bootstrap(gain_differences("dense")), seed_image_bootstrap(gain_differences("sparse"))
-        per_seed = ", ".join(f"{float(np.mean(d)):+.2f}" for d in gain_differences("dense"))
-        tm = stats.seed_t_interval(gain_differences("dense"))
+        # per split, per seed, per image: the arm's self-training gain minus the paper-faithful arm's
+        diff = {split: [np.subtract(paired_diffs(seeds[k]["no_selftrain"], seeds[k]["full"], split),
+                                    paired_diffs(base[k]["no_selftrain"], base[k]["full"], split)) for k in common]
+                for split in SPLITS}
+        gm, gs = seed_image_bootstrap(diff["dense"]), seed_image_bootstrap(diff["sparse"])
+        per_seed = ", ".join(f"{float(np.mean(d)):+.2f}" for d in diff["dense"])
+        tm = stats.seed_t_interval(diff["dense"])
         kind = "" if chosen["works"] else " (a memory the decoder uses, though it does not meet the rule above)"
         changed = _excludes_zero(gm[1], gm[2])
         if not changed:
@@ -350,6 +350,15 @@ def diagnostics_markdown(diag: Mapping, label: str = "this model") -> str:
     lines += ["", "Intervals: 95 % paired bootstrap over the test images (one model: training noise not included). "
               "A memory whose ablation costs nothing is inert: the decoder goes around it."]
     return "\n".join(lines)
+
+
+def study_verdict_markdown(study_dir: str | Path) -> str:
+    """The verdict read from a study's records folder, or a line saying there are none yet: what
+    the book's pages 00, 04 and 05 show."""
+    records = load_records(study_dir)
+    if not (records["screen"] or records["seeds"]):
+        return "No memory-study records in this results folder yet (`experiments/memory_study/queue.sh` trains them)."
+    return verdict_markdown(verdict(records))
 
 
 def verdict_markdown(v: Mapping) -> str:

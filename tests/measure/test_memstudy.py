@@ -304,3 +304,11 @@ def test_a_gain_difference_only_the_seed_bootstrap_excludes_from_zero_is_called_
     assert v["changes"]["answer"] == "yes"  # the rule's bootstrap over 3 seeds: every resample is below zero
     assert "a smaller gain by the rule, weakly" in v["changes"]["text"]  # a t interval over 3 seeds reaches zero
     assert "per seed -0.20, -0.55, -0.05" in v["changes"]["text"]
+
+
+def test_study_verdict_markdown_reads_a_folder_or_says_it_is_empty(tmp_path):
+    from mosslib.measure.memstudy import study_verdict_markdown
+
+    assert "No memory-study records" in study_verdict_markdown(tmp_path / "none")
+    _write(tmp_path, [_rec("paper", 0, "screen", 18.0, 0.0)])
+    assert study_verdict_markdown(tmp_path).startswith("- **Does the memory, as the paper specifies it")
