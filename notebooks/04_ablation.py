@@ -61,7 +61,7 @@ seed_list = list(range(int(seeds)))
 # At the profile's own budget Table 1's two runs are reused from the cache. The `cpu` profile
 # trains Table 4 at a reduced budget (`bookruns.TABLE4_STEPS`: Tables 2-3's 2,000 steps), so that all
 # six configurations fit in about an hour on 2 cores; its supervised run is then Tables 2-3's
-# 100 % run, and its "Ours" is not Table 1's 12,000-step model. `full` and `no_memory` train
+# 100 % run, and its "Ours" is not Table 1's 12,000-step model. Seed by seed, `full` and `no_memory` train
 # first so that the runs sharing their pre-training fork it instead of repeating it.
 
 # %%
@@ -71,8 +71,10 @@ not_run = [paper.TABLE4_LABELS[c] for c in paper.TABLE4_ORDER if c not in config
 if not_run:
     print(f"not trained in the {profile} profile (its budget): {', '.join(not_run)} - see bookruns.TABLE4_CONFIGS")
 print("steps per run:", overrides.get("optim.steps", "the profile's own"))
+# seed by seed: a seed's six runs share its pre-training and finish together, so a book stopped
+# part-way keeps whole seeds (see bookruns.archive_runs)
 specs = [bookruns.RunSpec.make(c, overrides, seed=s, label=paper.TABLE4_LABELS[c])
-         for c in bookruns.table4_training_order(configs) for s in seed_list]
+         for s in seed_list for c in bookruns.table4_training_order(configs)]
 runs = bookruns.train_runs(specs, profile, root, dirs.runs)
 evals = {}
 for spec, ev in zip(specs, bookruns.evaluate_runs(runs)):
