@@ -60,12 +60,16 @@ root = data_root or None  # None: the profile's default (embedded for smoke/quic
 seed_list = list(range(int(seeds)))
 
 # %% [markdown]
-# ## Training (cached: a finished run is reused, an interrupted one resumes)
+# ## Training (cached: a finished run is reused, an interrupted one resumes, an archived one is restored)
 
 # %%
-specs = [bookruns.RunSpec.make("no_selftrain", seed=s, label="supervised (D_C)") for s in seed_list]
-specs += [bookruns.RunSpec.make("full", seed=s, label="MOSS (D_C + D_U)") for s in seed_list]
-runs = bookruns.train_runs(specs, profile, root, dirs.runs)
+# the first seed's models are archived with their weights: the figures below show their outputs
+specs = [bookruns.RunSpec.make("no_selftrain", seed=s, label="supervised (D_C)", weights=s == seed_list[0])
+         for s in seed_list]
+specs += [bookruns.RunSpec.make("full", seed=s, label="MOSS (D_C + D_U)", weights=s == seed_list[0],
+                               diagnose=s == seed_list[0])
+          for s in seed_list]
+runs = bookruns.train_runs(specs, profile, root, dirs.runs, archive=dirs.archive)
 sup_runs, moss_runs = runs[: len(seed_list)], runs[len(seed_list):]
 cfg = config_of_run(moss_runs[0])
 

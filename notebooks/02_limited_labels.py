@@ -77,8 +77,8 @@ for setup in setups:
                 specs.append(bookruns.RunSpec.make("full", bookruns.limited_overrides(profile, pct, True, setup.labeled),
                                                seed=s, label=f"{setup.name} {pct} % D_L + D_U"))
                 keys.append((pct, "D_L + D_U"))
-    runs = bookruns.train_runs(specs, profile, root, dirs.runs)
-    evals = bookruns.evaluate_runs(runs, test=setup.test)
+    runs = bookruns.train_runs(specs, profile, root, dirs.runs, archive=dirs.archive)
+    evals = bookruns.evaluate_runs(runs, test=setup.test, archive=dirs.archive)
     results = {}
     for (pct, key), ev in zip(keys, evals):
         results.setdefault(pct, {}).setdefault(key, []).append(ev)

@@ -23,7 +23,8 @@ from .cli import build_parser
 from ..data.layouts import DataError, open_dataset
 from ..measure.paper import TABLE4_ORDER
 from ..method.profiles import make_config
-from ..method.runs import evaluated, run_dir, trained
+from ..method.archive import archive_name, archive_run, restore_run
+from ..method.runs import config_of_run, evaluated, memory_diagnosed, run_dir, trained
 from ..method.trainset import data_root as resolve_root
 
 
@@ -56,12 +57,14 @@ class RunSpec:
     seed: int = 0
     arch: str = "moedn"
     label: str = ""
+    weights: bool = False  # archive its model too (a run whose outputs a notebook shows)
+    diagnose: bool = False  # archive its memory diagnostics too (mosslib.method.runs.memory_diagnosed)
 
     @staticmethod
     def make(config: str = "full", overrides: Mapping[str, object] | None = None, seed: int = 0,
-             arch: str = "moedn", label: str = "") -> "RunSpec":
+             arch: str = "moedn", label: str = "", weights: bool = False, diagnose: bool = False) -> "RunSpec":
         items = tuple(sorted((str(k), str(v)) for k, v in (overrides or {}).items()))
-        return RunSpec(config, items, seed, arch, label or config)
+        return RunSpec(config, items, seed, arch, label or config, weights, diagnose)
 
 
 BOOK_ENV = "MOSSLIB_BOOK"  # set by run_book to a file: progress bars of the kernel go there, not into the notebook
@@ -113,30 +116,52 @@ def follow_log(path: Path, stream, interval: float = 0.5):
 
 
 def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, runs_dir: str | os.PathLike,
-               quiet: bool = False) -> list[Path]:
-    """Train (or resume, or reuse) each run, printing ``[book] run i/n ...`` lines; their folders."""
+               quiet: bool = False, archive: str | os.PathLike | None = None) -> list[Path]:
+    """Train (or resume, or reuse) each run, printing ``[book] run i/n ...`` lines; their folders.
+
+    ``archive`` (the book's ``results/<profile>/runs``): a run found there is restored instead of
+    trained, and each run is archived (:mod:`mosslib.method.archive`, with its evaluation on its own
+    test set) as soon as it finishes, so a book stopped part-way keeps its finished runs."""
 
     out = []
     for i, spec in enumerate(specs, 1):
         overrides = dict(spec.overrides)
         cfg = make_config(profile, spec.config, data_root=data_root, overrides=overrides, seed=spec.seed, arch=spec.arch)
         folder = run_dir(cfg, runs_dir)
-        state = "cached" if (folder / "done.json").exists() else (
+        restored = archive is not None and restore_run(cfg, folder, archive)
+        state = "restored from the archive" if restored else "cached" if (folder / "done.json").exists() else (
             "resuming" if (folder / "checkpoint.pt").exists() else "training")
         say(f"run {i}/{len(specs)} {spec.label or spec.config} (seed {spec.seed}, {cfg.optim.steps} steps): {state}, {folder}")
         t0 = time.perf_counter()
         with _console_progress():
             path = trained(profile, spec.config, data_root=data_root, runs_dir=runs_dir, overrides=overrides,
                            seed=spec.seed, arch=spec.arch, quiet=quiet)
-        if state != "cached":
+        if not state.startswith(("cached", "restored")):
             say(f"run {i}/{len(specs)} done in {time.perf_counter() - t0:.0f} s")
+        if archive is not None:
+            keep_run(path, archive, weights=spec.weights, diagnose=spec.diagnose)
         out.append(path)
     return out
 
 
-def evaluate_runs(runs: Sequence[Path], convention: str = "rgb", test: str | os.PathLike | None = None) -> list[dict]:
-    """:func:`mosslib.method.runs.evaluated` of each run (cached in the run folders)."""
-    return [evaluated(r, convention=convention, test=None if test is None else str(test)) for r in runs]
+def keep_run(run: Path, archive: str | os.PathLike, weights: bool = False, diagnose: bool = False) -> Path:
+    """Evaluate a finished run on its own test set (and diagnose its memory), then archive it."""
+    evaluated(run)
+    if diagnose:
+        memory_diagnosed(run)
+    return archive_run(run, archive, weights=weights and not (Path(archive) / archive_name(run, config_of_run(run))
+                                                                / "best.pt").is_file())
+
+
+def evaluate_runs(runs: Sequence[Path], convention: str = "rgb", test: str | os.PathLike | None = None,
+                  archive: str | os.PathLike | None = None) -> list[dict]:
+    """:func:`mosslib.method.runs.evaluated` of each run (cached in the run folders, and archived
+    with the run when ``archive`` is given)."""
+    out = [evaluated(r, convention=convention, test=None if test is None else str(test)) for r in runs]
+    if archive is not None:
+        for r in runs:
+            archive_run(r, archive)
+    return out
 
 
 # -- Tables 2-3: which data ------------------------------------------------------------------

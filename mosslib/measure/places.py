@@ -21,6 +21,11 @@ class BookDirs:
     figures: Path
     runs: Path
 
+    @property
+    def archive(self) -> Path:
+        """``results/<profile>/runs``: the finished runs kept without their weights (:mod:`mosslib.method.archive`)."""
+        return self.results / "runs"
+
 
 def resolve_path(p: str | Path) -> Path:
     """A notebook's folder parameter as an absolute path: a relative one starts at :func:`repo_root`

@@ -172,6 +172,10 @@ def shipped_model_path() -> Path:
     return SHIPPED
 
 
+# written into a run folder restored from the archive (mosslib.method.archive)
+ARCHIVED = "archived.json"
+
+
 def load_model(path: str | os.PathLike | None = None, which: str = "best", device: str = "cpu"):
     """Build MOEDN from a checkpoint (default: the shipped model) in eval mode, fp32.
 
@@ -184,6 +188,9 @@ def load_model(path: str | os.PathLike | None = None, which: str = "best", devic
             raise CheckpointError(f"{path}: the shipped model is missing from this installation")
     path = Path(path)
     if path.is_dir():
+        if (path / ARCHIVED).is_file() and not (path / "best.pt").is_file():
+            raise CheckpointError(f"{path}: restored from the archive with its metrics but without its weights; delete "
+                                  "this folder and its archive entry (results/<profile>/runs/) to train it again")
         path = path / ("best.pt" if which == "best" else "checkpoint.pt")
     ckpt = load_checkpoint(path)
     cfg = model_config_of(ckpt, path)
