@@ -45,7 +45,7 @@ def table1_claims(results: Path, profile: str) -> list[Claim]:
             continue
         r = gain_rows.iloc[0]
         n = test_images_count(meta, g)
-        ev = Evidence(as_float(r[col]), as_float(r.get(f"{col}_ci_lo")), as_float(r.get(f"{col}_ci_hi")), n, seeds)
+        ev = Evidence.of_row(r, col, n, seeds)
         what = f"D_U improves MOSS on the {g} test images (D_C + D_U minus D_C, PSNR)"
         if seeded.get(g):
             # one seed at Table 1's budget: the verdict comes from the same pair over seeds at a smaller one
@@ -96,10 +96,9 @@ def _study_selftrain_gain(results: Path, group: str) -> tuple[Evidence, str, str
     pairs = {k: v for k, v in _study_paper_seeds(results).items() if {"full", "no_selftrain"} <= set(v)}
     if len(pairs) < memstudy.STUDY_SEEDS:
         return None
-    m, lo, hi = memstudy.seed_image_bootstrap([memstudy.paired_diffs(v["no_selftrain"], v["full"], group)
-                                               for v in pairs.values()])
     first = next(iter(pairs.values()))["full"]
-    ev = Evidence(m, lo, hi, len(first["test_per_image"]["trained"][group]), len(pairs))
+    ev = Evidence.over_seeds([memstudy.paired_diffs(v["no_selftrain"], v["full"], group) for v in pairs.values()],
+                             len(first["test_per_image"]["trained"][group]))
     return ev, _study_budget(first), ", ".join(map(str, sorted(pairs))), (
         "the memory study's seeds", "the memory study's paper-faithful MOSS minus its supervised twin")
 
@@ -130,10 +129,9 @@ def _table4_selftrain_gain(results: Path, group: str) -> tuple[Evidence, str, st
     if seeds < 2 or col not in frame or "no_selftrain" not in set(frame["config"]):
         return None
     r = frame.set_index("config").loc["no_selftrain"]
-    m, lo, hi = as_float(r[col]), as_float(r.get(f"{col}_ci_lo")), as_float(r.get(f"{col}_ci_hi"))
-    if math.isnan(m):
+    ev = Evidence.of_row(r, col, test_images_count(meta, group), seeds).negated()
+    if math.isnan(ev.mean):
         return None
-    ev = Evidence(-m, -hi, -lo, test_images_count(meta, group), seeds)
     return (ev, profile_budget(meta.get("profile", "cpu"), steps_from_notes(table_notes(path))), meta.get("seeds", "-"),
             ("Table 4's runs", "Table 4's MOSS minus its w/o Self-Training"))
 
@@ -162,7 +160,7 @@ def limited_claims(results: Path, profile: str) -> list[Claim]:
                                      paper_text, PAGES["limited"], path.stem, f"{path.name} has no {pct} % gain"))
             continue
         r = row.iloc[0]
-        ev = Evidence(as_float(r["psnr_gain"]), as_float(r.get("psnr_gain_ci_lo")), as_float(r.get("psnr_gain_ci_hi")), n, seeds)
+        ev = Evidence.of_row(r, "psnr_gain", n, seeds)
         claimed = min(reported.values())  # the smaller of the two reported gains: the weaker claim
         verdict, reason = gain_verdict(ev, claimed)
         ds_note = meta.get("table", "")
@@ -203,7 +201,7 @@ def table4_claims(results: Path, profile: str) -> list[Claim]:
             if col not in r:
                 continue
             n = test_images_count(meta, g)
-            ev = Evidence(as_float(r[col]), as_float(r.get(f"{col}_ci_lo")), as_float(r.get(f"{col}_ci_hi")), n, seeds)
+            ev = Evidence.of_row(r, col, n, seeds)
             claimed = paper.TABLE4[c][g][0] - full[g][0]
             evs.append(ev)
             verdicts.append(gain_verdict(ev, claimed))
@@ -348,8 +346,8 @@ def _study_paper_ablation(results: Path) -> tuple[dict[str, Evidence], int, str]
         return None
     out = {}
     for g in memstudy.SPLITS:
-        m, lo, hi = memstudy.seed_image_bootstrap([memstudy.ablation_diffs(r, "mean", g) for r in seeds])
-        out[g] = Evidence(m, lo, hi, len(seeds[0]["test_per_image"]["trained"][g]), len(seeds))
+        out[g] = Evidence.over_seeds([memstudy.ablation_diffs(r, "mean", g) for r in seeds],
+                                     len(seeds[0]["test_per_image"]["trained"][g]))
     return out, len(seeds), _study_budget(seeds[0])
 
 

@@ -33,6 +33,28 @@ class Evidence:
     hi: float = math.nan
     n: int = 0
     seeds: int = 1
+    t_lo: float = math.nan  # Student's t interval over the seeds' means (several seeds; nan when not given)
+    t_hi: float = math.nan
+
+    @staticmethod
+    def of_row(row: Mapping, col: str, n: int, seeds: int) -> "Evidence":
+        """The columns ``col``, ``col_ci_lo/_ci_hi`` and, when present, ``col_t_lo/_t_hi`` of a results row."""
+        return Evidence(as_float(row.get(col)), as_float(row.get(f"{col}_ci_lo")), as_float(row.get(f"{col}_ci_hi")),
+                        n, seeds, as_float(row.get(f"{col}_t_lo")), as_float(row.get(f"{col}_t_hi")))
+
+    @staticmethod
+    def over_seeds(per_seed: Sequence[Sequence[float]], n: int) -> "Evidence":
+        """Paired differences per seed on the same test images: the bootstrap over seeds then images,
+        and the t interval over the seeds' means."""
+        rows = [list(map(float, d)) for d in per_seed if len(d)]
+        if not rows:
+            return Evidence(math.nan, n=n, seeds=0)
+        mean, lo, hi = stats.interval_of(rows, n_boot=4000)
+        _, t_lo, t_hi = stats.seed_t_interval(rows) if len(rows) > 1 else (mean, math.nan, math.nan)
+        return Evidence(mean, lo, hi, n, len(rows), t_lo, t_hi)
+
+    def negated(self) -> "Evidence":
+        return Evidence(-self.mean, -self.hi, -self.lo, self.n, self.seeds, -self.t_hi, -self.t_lo)
 
     def text(self, digits: int = 2, unit: str = " dB") -> str:
         if math.isnan(self.mean):
@@ -137,7 +159,10 @@ def steps_from_notes(notes: Sequence[str]) -> int | None:
 
 # -- verdicts ----------------------------------------------------------------------------------
 def gain_verdict(ev: Evidence, claimed: float, digits: int = 2) -> tuple[str, str]:
-    """(verdict, reason) for a claimed difference of ``claimed`` (its sign is the claim's direction)."""
+    """(verdict, reason) for a claimed difference of ``claimed`` (its sign is the claim's direction).
+
+    Held needs several seeds and both intervals to exclude zero on the claim's side: the bootstrap
+    over seeds then images, and (when given) Student's t over the seeds' means."""
     if math.isnan(ev.mean):
         return "not testable here", "no measurement in the results files"
     if math.isnan(ev.lo) or math.isnan(ev.hi):
@@ -158,6 +183,10 @@ def gain_verdict(ev: Evidence, claimed: float, digits: int = 2) -> tuple[str, st
                 f"one seed: the interval {shown} excludes zero but covers test images only, not training noise "
                 f"(the paper's {claimed:+.{digits}f} lies {'inside' if ev.lo <= claimed <= ev.hi else 'outside'} it); "
                 f"a gain needs at least 2 seeds")
+    if not (math.isnan(ev.t_lo) or math.isnan(ev.t_hi)) and not stats.excludes_zero(ev.t_lo, ev.t_hi):
+        return ("not held", f"the interval {shown} over {ev.seeds} seeds and {ev.n} images excludes zero, but a t interval "
+                f"over the {ev.seeds} seeds' means, [{ev.t_lo:+.{digits}f}, {ev.t_hi:+.{digits}f}], includes it: with "
+                f"{ev.seeds} seeds the bootstrap sees few seed draws, and seed noise is not ruled out")
     far = ev.hi if sign > 0 else ev.lo
     if sign * far >= sign * claimed:
         return "held", f"the interval {shown} over {ev.seeds} seeds and {ev.n} images excludes zero and reaches the paper's {claimed:+.{digits}f}"

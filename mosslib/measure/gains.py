@@ -28,6 +28,20 @@ class Gain:
     n: int
     level: float = 0.95
     seeds: int = 1
+    t_lo: float = math.nan  # Student's t interval over the seeds' means (several seeds only):
+    t_hi: float = math.nan  # with 3 seeds the bootstrap sees few distinct seed draws and runs narrow
+
+    @property
+    def seed_noise_not_ruled_out(self) -> bool:
+        """True when the bootstrap interval excludes zero but the t interval over the seeds' means does not."""
+        return self.significant and self.seeds > 1 and not math.isnan(self.t_lo) and not stats.excludes_zero(self.t_lo, self.t_hi)
+
+    def columns(self, prefix: str) -> dict[str, float]:
+        """A results file's columns: ``prefix`` (mean), ``_ci_lo/_ci_hi`` and, for several seeds, ``_t_lo/_t_hi``."""
+        out = {prefix: self.mean, f"{prefix}_ci_lo": self.lo, f"{prefix}_ci_hi": self.hi}
+        if self.seeds > 1:
+            out.update({f"{prefix}_t_lo": self.t_lo, f"{prefix}_t_hi": self.t_hi})
+        return out
 
     @property
     def degenerate(self) -> bool:
@@ -41,8 +55,9 @@ class Gain:
 
     @property
     def real(self) -> bool:
-        """True when the difference may be called real: significant over several seeds and the test images."""
-        return self.significant and self.seeds > 1
+        """True when the difference may be called real: significant over several seeds and the test images,
+        by the bootstrap and by the t interval over the seeds' means."""
+        return self.significant and self.seeds > 1 and not self.seed_noise_not_ruled_out
 
     def verdict(self, digits: int = 2) -> str:
         """:func:`mosslib.stats.verdict_of`: "real", "noise", "degenerate" or "below precision"."""
@@ -68,7 +83,10 @@ class Gain:
         if verdict == "degenerate":
             return (f"{what}: {self.mean:+.{digits}f} {unit} (interval {self.lo:+.{digits}f} to {self.hi:+.{digits}f}, "
                     f"{self.n} images) - the interval has no width, so it cannot tell a difference from noise")
-        if verdict == "real" and self.seeds > 1:
+        if verdict == "real" and self.seed_noise_not_ruled_out:
+            told = (f"the interval excludes zero, but a t interval over the {self.seeds} seeds' means, "
+                    f"{self.t_lo:+.{digits}f} to {self.t_hi:+.{digits}f}, includes it: seed noise is not ruled out")
+        elif verdict == "real" and self.seeds > 1:
             told = "the interval excludes zero: a real difference over these seeds and test images"
         elif verdict == "real":
             told = ("the interval excludes zero on these test images, but one seed leaves training noise out, "
@@ -137,13 +155,15 @@ def gain_of(base: Sequence[Mapping], new: Sequence[Mapping], group: str, metric:
     """Paired bootstrap gain of ``new`` over ``base`` on one test group.
 
     One seed a side: a bootstrap over test images. Several: seeds are paired (by seed number, else in
-    order) and the interval resamples seeds, then images (:func:`mosslib.stats.hierarchical_ci`).
+    order) and the interval resamples seeds, then images (:func:`mosslib.stats.hierarchical_ci`);
+    ``t_lo/t_hi`` then hold Student's t interval over the seeds' means (:func:`mosslib.stats.seed_t_interval`).
     """
     if not base or not new:
         raise ValueError("no scores given (an empty list of evaluations)")
     matrix, pairs, names = stats.paired_matrix(per_seed(base, group, metric), per_seed(new, group, metric))
     mean, lo, hi = stats.interval_of(matrix, level, n_boot, seed)
-    return Gain(mean, lo, hi, len(names), level, seeds=len(pairs))
+    _, t_lo, t_hi = stats.seed_t_interval(matrix, level) if len(pairs) > 1 else (mean, math.nan, math.nan)
+    return Gain(mean, lo, hi, len(names), level, seeds=len(pairs), t_lo=t_lo, t_hi=t_hi)
 
 
 def input_scores(test_root, convention: str = "rgb") -> dict:

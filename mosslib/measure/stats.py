@@ -4,7 +4,9 @@ A gain is the mean of paired per-image differences ``new - base``. With one trai
 resampling unit is the test image, so the interval says how the gain would move on other test
 images of the same kind, not how it would move if the model were trained again. With several seeds
 (every seed scored on the same test images) :func:`hierarchical_ci` resamples seeds, then images,
-so the interval covers training noise too.
+so the interval covers training noise too; with as few as 3 seeds it sees few distinct seed draws and
+runs narrow, so :func:`seed_t_interval` (Student's t over the seeds' means) is reported beside it and
+a difference over seeds is called real only when both exclude zero.
 
 :func:`verdict_of` is the one rule the book's wording follows: a difference is *real* only when
 its interval excludes zero and the interval is not degenerate (no width, fewer than two images, or
@@ -22,6 +24,7 @@ __all__ = [
     "hierarchical_ci",
     "paired_matrix",
     "interval_of",
+    "seed_t_interval",
     "is_degenerate",
     "excludes_zero",
     "verdict_of",

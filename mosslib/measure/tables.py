@@ -232,7 +232,7 @@ def table1(inputs: Mapping, supervised: Sequence[Mapping], moss: Sequence[Mappin
     for g in groups:
         for m in METRICS:
             gain = gain_of(supervised, moss, g, m)
-            values.update({f"{g}_{m}": gain.mean, f"{g}_{m}_ci_lo": gain.lo, f"{g}_{m}_ci_hi": gain.hi})
+            values.update(gain.columns(f"{g}_{m}"))
             shown[f"{g.title()} {m.upper()}"] = gain.text(DIGITS[m])
     add(label, "", "gain [95 % CI]", f"this book ({meta.profile})", values, shown)
     frame = pd.DataFrame(rows)
@@ -279,7 +279,7 @@ def limited_table(results: Mapping[int, Mapping[str, Sequence[Mapping]]], meta: 
                     shown[f"{m.upper()} {key}"] = "-"
             if res.get("D_L") and res.get("D_L + D_U"):
                 g = gain_of(res["D_L"], res["D_L + D_U"], group, m)
-                row.update({f"{m}_gain": g.mean, f"{m}_gain_ci_lo": g.lo, f"{m}_gain_ci_hi": g.hi})
+                row.update(g.columns(f"{m}_gain"))
                 shown[f"{m.upper()} gain"] = g.text(DIGITS[m])
             else:
                 shown[f"{m.upper()} gain"] = "-"
@@ -308,8 +308,7 @@ def table4(evals: Mapping[str, Sequence[Mapping]], meta: TableMeta) -> Table:
                 shown[f"{g.title()} {m.upper()} (book)"] = _fmt_stat(mean, std, DIGITS[m])
             if full is not None and config != "full":
                 gain = gain_of(full, ev, g, "psnr")
-                row.update({f"{g}_psnr_vs_full": gain.mean, f"{g}_psnr_vs_full_ci_lo": gain.lo,
-                            f"{g}_psnr_vs_full_ci_hi": gain.hi})
+                row.update(gain.columns(f"{g}_psnr_vs_full"))
                 shown[f"{g.title()} PSNR - Ours (book) [95 % CI]"] = gain.text(2)
             else:
                 shown[f"{g.title()} PSNR - Ours (book) [95 % CI]"] = "-"

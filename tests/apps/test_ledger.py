@@ -80,6 +80,10 @@ def test_identical_models_are_not_a_gain(tmp_path):
 
 
 def test_gain_verdict_directions():
+    # both intervals must exclude zero: a t interval over the seeds' means that reaches it is seed noise
+    t_zero = ledger.gain_verdict(ledger.Evidence(-0.8, -1.0, -0.6, 10, 3, -1.9, 0.3), -0.7)
+    assert t_zero[0] == "not held" and "seed noise is not ruled out" in t_zero[1]
+    assert ledger.gain_verdict(ledger.Evidence(-0.8, -1.0, -0.6, 10, 3, -1.2, -0.4), -0.7)[0] == "held"
     assert ledger.gain_verdict(ledger.Evidence(-0.8, -1.0, -0.6, 10, 3), -0.7)[0] == "held"
     assert ledger.gain_verdict(ledger.Evidence(-0.2, -0.3, -0.1, 10, 3), -0.7)[0] == "held in sign, not in size"
     assert ledger.gain_verdict(ledger.Evidence(0.2, 0.1, 0.3, 10, 3), -0.7)[0] == "not held"
@@ -268,3 +272,15 @@ def test_cpu_memory_claim_takes_its_verdict_from_the_study_seeds(tmp_path):
     (results / "memory.json").write_text(json.dumps(working_one_model))
     (seeds / "paper-s2-full.json").unlink()
     assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "held"  # 2 of 3 seeds: the study does not decide yet
+
+
+def test_table4_seeds_that_disagree_do_not_hold_a_cost(tmp_path):
+    # w/o TV costs -0.05, -0.9 and -0.1 dB on the 3 seeds: the bootstrap over seeds excludes zero, the
+    # t interval over the seeds' means (read back from table4.csv) does not, so the cost is not held
+    evals = {c: [dense_sparse(0.0, s, 0.01, 10 * k + s) for s in range(3)] for k, c in enumerate(paper.TABLE4_ORDER)}
+    evals["no_tv"] = [dense_sparse(shift, s, 0.01, 90 + s) for s, shift in enumerate((-0.05, -0.9, -0.1))]
+    tables.table4(evals, tables.table_meta("Table 4", evals["full"], "hand-made", "cpu")).write(tmp_path)
+    frame = pd.read_csv(tmp_path / "table4.csv", comment="#").set_index("config")
+    assert frame.loc["no_tv", "dense_psnr_vs_full_ci_hi"] < 0 < frame.loc["no_tv", "dense_psnr_vs_full_t_hi"]
+    no_tv = claim(ledger.build_ledger(tmp_path, "cpu"), "t4-no_tv")
+    assert no_tv.verdict == "not held" and "seed noise is not ruled out" in no_tv.reason

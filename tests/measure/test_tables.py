@@ -205,3 +205,23 @@ def test_book_dirs_resolve_relative_to_the_checkout(tmp_path):
     d = places.book_dirs("smoke", str(tmp_path / "r"), str(tmp_path / "f"), str(tmp_path / "runs"))
     assert d.results == tmp_path / "r" / "smoke" and d.figures.is_dir() and d.runs == tmp_path / "runs"
     assert (places.repo_root() / "mosslib" / "measure" / "tables.py").is_file()
+
+
+def test_three_seeds_that_disagree_are_not_called_real_though_the_bootstrap_excludes_zero(tmp_path):
+    # every seed gains, but by +0.05, +0.5 and +0.1 dB: resampling 3 seeds never reaches zero, the t
+    # interval over their means does
+    base = [two_groups(0.0, s) for s in range(3)]
+    new = [two_groups(shift, s) for s, shift in enumerate((0.05, 0.5, 0.1))]
+    g = gains.gain_of(base, new, "dense", "psnr")
+    assert g.seeds == 3 and g.significant and g.lo > 0
+    assert g.t_lo < 0 < g.t_hi and g.seed_noise_not_ruled_out and not g.real
+    assert "seed noise is not ruled out" in g.sentence("x")
+    steady = gains.gain_of(base, [two_groups(0.5 + 0.01 * s, s) for s in range(3)], "dense", "psnr")
+    assert steady.t_lo > 0 and steady.real and "a real difference" in steady.sentence("x")
+    # the results files carry the t interval for several seeds, not for one
+    evals = {"full": base, "no_tv": new}
+    t4 = tables.table4(evals, meta(base, "Table 4"))
+    row = t4.frame.set_index("config").loc["no_tv"]
+    assert row["dense_psnr_vs_full_t_lo"] == pytest.approx(g.t_lo) and row["dense_psnr_vs_full_t_hi"] == pytest.approx(g.t_hi)
+    one = tables.table4({"full": base[:1], "no_tv": new[:1]}, meta(base[:1], "Table 4"))
+    assert "dense_psnr_vs_full_t_lo" not in one.frame and "dense_psnr_vs_full_ci_lo" in one.frame
