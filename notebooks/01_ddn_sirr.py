@@ -63,13 +63,9 @@ seed_list = list(range(int(seeds)))
 # ## Training (cached: a finished run is reused, an interrupted one resumes, an archived one is restored)
 
 # %%
-# seed by seed (the pair shares its pre-training, and a book stopped part-way keeps whole pairs); the
-# first seed's models are archived with their weights: the figures below show their outputs
-specs = []
-for s in seed_list:
-    first = s == seed_list[0]
-    specs.append(bookruns.RunSpec.make("no_selftrain", seed=s, label="supervised (D_C)", weights=first))
-    specs.append(bookruns.RunSpec.make("full", seed=s, label="MOSS (D_C + D_U)", weights=first, diagnose=first))
+# seed by seed, supervised then MOSS from the same pre-training; each run is archived as it finishes
+# (results/<profile>/runs), the first seed's with its weights: the figures below show their outputs
+specs = bookruns.table1_specs(seed_list)
 runs = bookruns.train_runs(specs, profile, root, dirs.runs, archive=dirs.archive)
 sup_runs, moss_runs = runs[0::2], runs[1::2]
 cfg = config_of_run(moss_runs[0])

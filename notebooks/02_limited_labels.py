@@ -67,16 +67,7 @@ for s in setups:
 PERCENTS = paper.LIMITED_FRACTIONS  # 10, 20, 40, 60, 100
 tables_out = {}
 for setup in setups:
-    specs, keys = [], []
-    for pct in PERCENTS:
-        for s in seed_list:
-            specs.append(bookruns.RunSpec.make("no_selftrain", bookruns.limited_overrides(profile, pct, False, setup.labeled),
-                                           seed=s, label=f"{setup.name} {pct} % D_L"))
-            keys.append((pct, "D_L"))
-            if pct < 100:
-                specs.append(bookruns.RunSpec.make("full", bookruns.limited_overrides(profile, pct, True, setup.labeled),
-                                               seed=s, label=f"{setup.name} {pct} % D_L + D_U"))
-                keys.append((pct, "D_L + D_U"))
+    specs, keys = zip(*bookruns.limited_specs(profile, setup, seed_list, PERCENTS))
     runs = bookruns.train_runs(specs, profile, root, dirs.runs, archive=dirs.archive)
     evals = bookruns.evaluate_runs(runs, test=setup.test, archive=dirs.archive)
     results = {}

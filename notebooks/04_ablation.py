@@ -71,11 +71,9 @@ not_run = [paper.TABLE4_LABELS[c] for c in paper.TABLE4_ORDER if c not in config
 if not_run:
     print(f"not trained in the {profile} profile (its budget): {', '.join(not_run)} - see bookruns.TABLE4_CONFIGS")
 print("steps per run:", overrides.get("optim.steps", "the profile's own"))
-# seed by seed: a seed's six runs share its pre-training and finish together, so a book stopped
-# part-way keeps whole seeds, archived in results/<profile>/runs (mosslib.method.archive)
-specs = [bookruns.RunSpec.make(c, overrides, seed=s, label=paper.TABLE4_LABELS[c],
-                               diagnose=c == "full" and s == seed_list[0])
-         for s in seed_list for c in bookruns.table4_training_order(configs)]
+# seed by seed: a seed's six runs share its pre-training; each is archived as it finishes
+# (results/<profile>/runs, mosslib.method.archive), so a book stopped part-way keeps them
+specs = bookruns.table4_specs(profile, seed_list)
 runs = bookruns.train_runs(specs, profile, root, dirs.runs, archive=dirs.archive)
 evals = {}
 for spec, ev in zip(specs, bookruns.evaluate_runs(runs)):

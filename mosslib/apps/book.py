@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import ledger, site
+from . import bookruns
 from .bookruns import BOOK_ENV, BookError, follow_log, say, find_notebooks
 from ..measure import places
 from ..method.profiles import PROFILES
@@ -250,6 +251,8 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
             continue
         if dry_run:
             say(f"{head}: would run -> {output}")
+            for line in runs_plan(path, nb, nb_params):
+                say(f"    {line}")
             continue
         say(f"{head} ...")
         t0 = time.time()
@@ -292,6 +295,21 @@ def run_book(profile: str = "quick", data_root: str = "", notebooks: str | os.Pa
     say(f"finished in {total:.0f} s: executed notebooks in {out_dir}, tables in {watched[0]}, figures in {watched[1]}, "
         f"HTML book in {out_dir / 'site'}/index.html")
     return 0
+
+
+def runs_plan(path: Path, nb, params: Mapping) -> list[str]:
+    """What a notebook's training runs need (:func:`bookruns.run_state`, one line each), for ``--dry-run``."""
+    try:
+        seeds = int(params.get("seeds") or ast.literal_eval(notebook_parameters(nb, path).get("seeds", "1")))
+        specs = bookruns.book_specs(path.stem, params["profile"], params["data_root"] or None, list(range(seeds)))
+        archive = Path(params["results_dir"]) / params["profile"] / "runs"
+        states = [bookruns.run_state(s, params["profile"], params["data_root"] or None, params["runs_dir"], archive)
+                  for s in specs]
+    except Exception as exc:  # a plan is a preview: say why there is none, the dry run goes on
+        return [f"runs: not listed ({type(exc).__name__}: {exc})"]
+    lines = [f"{s.label}, seed {s.seed}: {state}" for s, state in zip(specs, states)]
+    left = sum(state != "finished" and state != "archived" for state in states)
+    return lines + ([f"{left} of {len(specs)} runs to train"] if specs else [])
 
 
 # -- after the notebooks: the claims ledger and the HTML book -------------------------------------

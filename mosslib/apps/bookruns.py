@@ -21,9 +21,10 @@ import tqdm.std
 
 from .cli import build_parser
 from ..data.layouts import DataError, open_dataset
-from ..measure.paper import TABLE4_ORDER
+from ..measure.paper import LIMITED_FRACTIONS, TABLE4_LABELS, TABLE4_ORDER
 from ..method.profiles import make_config
 from ..method.archive import archive_name, archive_run, restore_run
+from ..method.checkpoint import CheckpointError, load_checkpoint
 from ..method.runs import config_of_run, evaluated, memory_diagnosed, run_dir, trained
 from ..method.trainset import data_root as resolve_root
 
@@ -205,6 +206,25 @@ def table4_training_order(configs: Sequence[str]) -> tuple[str, ...]:
     return tuple(first + [c for c in configs if c not in first])
 
 
+def table4_specs(profile: str, seeds: Sequence[int]) -> list[RunSpec]:
+    """Table 4's runs, seed by seed (a seed's six runs share its pre-training and are archived
+    together); the first seed's ``full`` run keeps its memory diagnostics."""
+    overrides = table4_overrides(profile)
+    return [RunSpec.make(c, overrides, seed=s, label=TABLE4_LABELS[c], diagnose=c == "full" and s == seeds[0])
+            for s in seeds for c in table4_training_order(table4_configs(profile))]
+
+
+def table1_specs(seeds: Sequence[int]) -> list[RunSpec]:
+    """Table 1's runs, seed by seed: supervised (``no_selftrain``), then MOSS (``full``) from the same
+    pre-training; the first seed's pair keeps its weights (notebooks 01, 05 and 06 show its outputs)."""
+    specs = []
+    for s in seeds:
+        first = s == seeds[0]
+        specs.append(RunSpec.make("no_selftrain", seed=s, label="supervised (D_C)", weights=first))
+        specs.append(RunSpec.make("full", seed=s, label="MOSS (D_C + D_U)", weights=first, diagnose=first))
+    return specs
+
+
 def _step_overrides(steps: tuple[int, int] | None) -> dict[str, str]:
     if steps is None:
         return {}
@@ -224,6 +244,51 @@ def limited_overrides(profile: str, percent: int, with_unlabeled: bool, labeled:
     if with_unlabeled:
         ov["data.unlabeled"] = ""  # paper 4.4: D_U is the rest of the training set, labels dropped
     return ov
+
+
+def limited_specs(profile: str, setup: "LimitedSetup", seeds: Sequence[int],
+                  percents: Sequence[int] = LIMITED_FRACTIONS) -> list[tuple[RunSpec, tuple[int, str]]]:
+    """Tables 2-3's runs of one data set, each with its ``(percent, "D_L" | "D_L + D_U")`` key: per
+    fraction and seed, D_L alone, then (below 100 %) D_L + D_U from the same pre-training."""
+    out = []
+    for pct in percents:
+        for s in seeds:
+            out.append((RunSpec.make("no_selftrain", limited_overrides(profile, pct, False, setup.labeled), seed=s,
+                                     label=f"{setup.name} {pct} % D_L"), (pct, "D_L")))
+            if pct < 100:
+                out.append((RunSpec.make("full", limited_overrides(profile, pct, True, setup.labeled), seed=s,
+                                         label=f"{setup.name} {pct} % D_L + D_U"), (pct, "D_L + D_U")))
+    return out
+
+
+def book_specs(notebook: str, profile: str, data_root: str | None, seeds: Sequence[int]) -> list[RunSpec]:
+    """The training runs a notebook of the book needs (``"01"``, ``"02"``, ``"04"``; [] for the others)."""
+    key = Path(notebook).name[:2]
+    if key == "01":
+        return table1_specs(seeds)
+    if key == "04":
+        return table4_specs(profile, seeds)
+    if key == "02":
+        return [spec for setup in limited_setups(profile, data_root) for spec, _ in limited_specs(profile, setup, seeds)]
+    return []
+
+
+def run_state(spec: RunSpec, profile: str, data_root: str | None, runs_dir: str | os.PathLike,
+              archive: str | os.PathLike | None = None) -> str:
+    """Where a run stands: ``finished``, ``archived`` (restored when needed), ``at step k of N`` or ``to train``."""
+    cfg = make_config(profile, spec.config, data_root=data_root, overrides=dict(spec.overrides), seed=spec.seed,
+                      arch=spec.arch)
+    folder = run_dir(cfg, runs_dir)
+    if (folder / "done.json").is_file():
+        return "finished"
+    if archive is not None and (Path(archive) / archive_name(folder, cfg) / "done.json").is_file():
+        return "archived"
+    if (folder / "checkpoint.pt").is_file():
+        try:
+            return f"at step {int(load_checkpoint(folder / 'checkpoint.pt')['step']):,} of {cfg.optim.steps:,}"
+        except (CheckpointError, KeyError, ValueError):
+            return "to train (its checkpoint is unreadable)"
+    return "to train"
 
 
 def _child(root: Path, name: str) -> Path | None:

@@ -324,3 +324,34 @@ def test_make_has_a_documented_way_to_free_the_runs():
     assert "rm -rf runs" in dry.stdout
     dry = subprocess.run(["make", "-n", "-C", str(ROOT), "clean"], capture_output=True, text=True, check=True)
     assert "runs" not in dry.stdout.replace("results", "")
+
+
+def test_dry_run_lists_each_notebooks_runs_and_where_they_stand(tmp_path, capsys):
+    from mosslib.apps.cli import main
+    from mosslib.method.archive import archive_run
+    from mosslib.method.profiles import make_config
+    from mosslib.method.runs import run_dir
+    from mosslib.model.config import to_dict
+
+    notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+    args = ["book", "--profile", "smoke", "--notebooks", str(notebooks), "--build", str(tmp_path / "b"),
+            "--results", str(tmp_path / "r"), "--figures", str(tmp_path / "f"), "--runs", str(tmp_path / "runs"),
+            "--dry-run", "--only", "01", "04", "--seeds", "2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "supervised (D_C), seed 1: to train" in out and "4 of 4 runs to train" in out
+    assert "Ours, seed 0: to train" in out and "12 of 12 runs to train" in out
+    # a run finished in runs/, and another one only in the archive of results/smoke/runs
+    specs = bookruns.table1_specs([0, 1])
+    cfgs = [make_config("smoke", s.config, data_root="", overrides=dict(s.overrides), seed=s.seed) for s in specs[:2]]
+    for cfg, where in zip(cfgs, (tmp_path / "runs", tmp_path / "elsewhere")):
+        folder = run_dir(cfg, where)
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(to_dict(cfg)))
+        (folder / "done.json").write_text("{}")
+    archive_run(run_dir(cfgs[1], tmp_path / "elsewhere"), tmp_path / "r" / "smoke" / "runs")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "supervised (D_C), seed 0: finished" in out and "MOSS (D_C + D_U), seed 0: archived" in out
+    assert "2 of 4 runs to train" in out
+    assert [s.seed for s in bookruns.table4_specs("smoke", [0, 1])][:7] == [0] * 6 + [1]  # seed by seed
