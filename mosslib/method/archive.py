@@ -90,7 +90,8 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
     dest = _entry(Path(archive), cfg, run)
     dest.mkdir(parents=True, exist_ok=True)
     names = []
-    for src in sorted(run.iterdir()):
+    # done.json last (as in restore_run): an entry caught half-written is not taken for a finished run
+    for src in sorted(run.iterdir(), key=lambda p: (p.name == "done.json", p.name)):
         if src.is_file() and src.suffix in TEXT_SUFFIXES and src.name != ARCHIVED:
             name = src.name.replace(config_hash(cfg), portable_hash(cfg))
             atomic_write_text(_to_portable(src.read_text(), run, cfg), dest / name)
