@@ -89,13 +89,6 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
     cfg = config_of_run(run)
     dest = _entry(Path(archive), cfg, run)
     dest.mkdir(parents=True, exist_ok=True)
-    names = []
-    # done.json last (as in restore_run): an entry caught half-written is not taken for a finished run
-    for src in sorted(run.iterdir(), key=lambda p: (p.name == "done.json", p.name)):
-        if src.is_file() and src.suffix in TEXT_SUFFIXES and src.name != ARCHIVED:
-            name = src.name.replace(config_hash(cfg), portable_hash(cfg))
-            atomic_write_text(_to_portable(src.read_text(), run, cfg), dest / name)
-            names.append(name)
     if weights:
         if cfg.arch != "moedn":
             raise ValueError(f"{run}: only MOEDN runs are archived with weights (this is {cfg.arch})")
@@ -105,6 +98,14 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
         else:
             save_model(load_model(run, which="best"), dest / WEIGHTS, dtype=torch.float16,
                        step=int(best.get("step", -1)))
+    names = []
+    # the weights first and done.json last (as in restore_run): an entry caught half-written is not
+    # taken for a finished run
+    for src in sorted(run.iterdir(), key=lambda p: (p.name == "done.json", p.name)):
+        if src.is_file() and src.suffix in TEXT_SUFFIXES and src.name != ARCHIVED:
+            name = src.name.replace(config_hash(cfg), portable_hash(cfg))
+            atomic_write_text(_to_portable(src.read_text(), run, cfg), dest / name)
+            names.append(name)
     if (dest / WEIGHTS).is_file():
         names.append(WEIGHTS)
     note = {"run": archive_name(run, cfg), "files": names, "weights": WEIGHTS in names,
