@@ -65,7 +65,9 @@ seed_list = list(range(int(seeds)))
 # %%
 # seed by seed, supervised then MOSS from the same pre-training; each run is archived as it finishes
 # (results/<profile>/runs), the first seed's with its weights: the figures below show their outputs
-specs = bookruns.table1_specs(seed_list)
+specs = bookruns.table1_specs(profile, seed_list)
+overrides = bookruns.table1_overrides(profile)
+print("steps per run:", overrides.get("optim.steps", "the profile's own"))
 runs = bookruns.train_runs(specs, profile, root, dirs.runs, archive=dirs.archive)
 sup_runs, moss_runs = runs[0::2], runs[1::2]
 cfg = config_of_run(moss_runs[0])
@@ -86,6 +88,8 @@ meta = tables.table_meta(
         "gain = MOSS - supervised per test image, mean and 95 % paired bootstrap CI over test images (one seed) "
         "or over seeds, then test images (several seeds; mosslib.measure.stats)",
         "seed spread: '± sd' over seeds when more than one seed ran",
+        f"steps per run: {cfg.optim.steps} (pre-training {cfg.optim.pretrain_steps})"
+        + (" - a reduced budget (bookruns.TABLE1_STEPS: a run must finish within a session)" if overrides else ""),
     ],
 )
 t1 = tables.table1(inputs, supervised, moss, meta)

@@ -21,7 +21,7 @@
 # memory through the soft attention $a_{ij}$ (Eq. 4-5). The paper calls the items
 # "prototypical patterns of rain degradations".
 #
-# This notebook looks at them, for the `full` MOSS run of the profile:
+# This notebook looks at them, for the `full` MOSS run of the profile (Table 1's, first seed):
 #
 # * the rainy input, the derained output and the removed residual of an image;
 # * which item is nearest at each position of $z(x)$;
@@ -41,7 +41,7 @@ data_root = ""  # empty: the embedded data set
 results_dir = "results"
 figures_dir = "figures"
 runs_dir = "runs"
-run_dir = ""  # an existing run folder to explore instead of the profile's `full` run
+run_dir = ""  # an existing run folder to explore instead of Table 1's `full` run (seed 0)
 max_images = 0  # images per source (test, real) in the explorer; 0: all
 max_index_images = 48  # images over which usage and nearest patches are computed
 precision = "fp32"  # "bf16": 2-3x faster views on CPUs with bf16 units (visually the same)
@@ -51,12 +51,15 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
+from mosslib.apps import bookruns
 from mosslib.apps import explorer as memviz
 from mosslib.measure import places
-from mosslib.method.runs import trained
 
 dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
-run = places.resolve_path(run_dir) if run_dir else trained(profile, "full", data_root or None, runs_dir=dirs.runs, quiet=True)
+# Table 1's MOSS model (its first seed): trained, or restored with its weights from the archive
+table1 = bookruns.table1_specs(profile, [0])
+run = places.resolve_path(run_dir) if run_dir else bookruns.train_runs(
+    table1[1:], profile, data_root or None, dirs.runs, quiet=True, archive=dirs.archive)[0]
 models = memviz.run_checkpoints(run)
 sources = memviz.run_image_sets(run, max_per_source=max_images or None)
 all_images = {name: path for group in sources.values() for name, path in group.items()}

@@ -44,18 +44,19 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
+from mosslib.apps import bookruns
 from mosslib.apps import explorer as memviz
 from mosslib.apps import userstudy
 from mosslib.data.imageio import read_rgb
 from mosslib.measure import places
 from mosslib.method.checkpoint import load_model
-from mosslib.method.runs import config_of_run, trained
+from mosslib.method.runs import config_of_run
 
 dirs = places.book_dirs(profile, results_dir, figures_dir, runs_dir)  # relative folders start at the checkout
-runs = {
-    "supervised": trained(profile, "supervised", data_root or None, runs_dir=dirs.runs, quiet=True),
-    "MOSS": trained(profile, "full", data_root or None, runs_dir=dirs.runs, quiet=True),
-}
+# Table 1's first-seed pair: trained, or restored with their weights from the archive
+runs = dict(zip(("supervised", "MOSS"), bookruns.train_runs(bookruns.table1_specs(profile, [0]), profile,
+                                                            data_root or None, dirs.runs, quiet=True,
+                                                            archive=dirs.archive)))
 if max_photos < 0:
     max_photos = {"smoke": 4, "quick": 24}.get(profile, 0)
 photos = memviz.run_image_sets(runs["MOSS"], max_per_source=max_photos or None)["real"]

@@ -193,6 +193,13 @@ TABLE4_CONFIGS: dict[str, tuple[str, ...] | None] = {}
 TABLE4_STEPS: dict[str, tuple[int, int]] = {"cpu": LIMITED_STEPS["cpu"]}
 
 
+# Steps of each Table 1 run (total, pre-training) per profile; absent: the profile's own. cpu: a run
+# must finish within one session (run folders do not outlive it; finished runs are archived): its own
+# 12,000 steps take about 2 h 25 min for MOSS on 2 cores (self-training at 1.2 steps/s), 6,000 about
+# 75 minutes, so three seeds of the pair (about 5 h) span two or three sessions.
+TABLE1_STEPS: dict[str, tuple[int, int]] = {"cpu": (6000, 1500)}
+
+
 def table4_configs(profile: str) -> tuple[str, ...]:
     """The Table 4 configurations ``profile`` trains, in the paper's order (``full`` last)."""
     chosen = TABLE4_CONFIGS.get(profile)
@@ -214,14 +221,19 @@ def table4_specs(profile: str, seeds: Sequence[int]) -> list[RunSpec]:
             for s in seeds for c in table4_training_order(table4_configs(profile))]
 
 
-def table1_specs(seeds: Sequence[int]) -> list[RunSpec]:
+def table1_overrides(profile: str) -> dict[str, str]:
+    """Overrides of every Table 1 run of ``profile`` (its reduced budget; {} for the profile's own)."""
+    return _step_overrides(TABLE1_STEPS.get(profile))
+
+
+def table1_specs(profile: str, seeds: Sequence[int]) -> list[RunSpec]:
     """Table 1's runs, seed by seed: supervised (``no_selftrain``), then MOSS (``full``) from the same
     pre-training; the first seed's pair keeps its weights (notebooks 01, 05 and 06 show its outputs)."""
-    specs = []
+    overrides, specs = table1_overrides(profile), []
     for s in seeds:
         first = s == seeds[0]
-        specs.append(RunSpec.make("no_selftrain", seed=s, label="supervised (D_C)", weights=first))
-        specs.append(RunSpec.make("full", seed=s, label="MOSS (D_C + D_U)", weights=first, diagnose=first))
+        specs.append(RunSpec.make("no_selftrain", overrides, seed=s, label="supervised (D_C)", weights=first))
+        specs.append(RunSpec.make("full", overrides, seed=s, label="MOSS (D_C + D_U)", weights=first, diagnose=first))
     return specs
 
 
@@ -265,7 +277,7 @@ def book_specs(notebook: str, profile: str, data_root: str | None, seeds: Sequen
     """The training runs a notebook of the book needs (``"01"``, ``"02"``, ``"04"``; [] for the others)."""
     key = Path(notebook).name[:2]
     if key == "01":
-        return table1_specs(seeds)
+        return table1_specs(profile, seeds)
     if key == "04":
         return table4_specs(profile, seeds)
     if key == "02":

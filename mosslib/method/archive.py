@@ -4,7 +4,7 @@ A run folder (:mod:`mosslib.method.runs`) is GBs of checkpoints over a book and 
 which a fresh checkout lacks. :func:`archive_run` copies what a finished run's tables need - its
 configuration, ``done.json``, ``log.jsonl`` and the cached evaluations and memory diagnostics - to
 ``results/<profile>/runs/<name>/`` (kilobytes), optionally with its selected model in fp16 (MBs, for
-the runs a notebook shows images of). :func:`restore_run` puts them back into an empty run folder,
+the runs a notebook shows images of; with the pre-trained model beside it, for the memory explorer). :func:`restore_run` puts them back into an empty run folder,
 which :func:`~mosslib.method.runs.trained` then treats as finished.
 
 Archived text is machine-independent: the data root reads ``$DATA_ROOT``, the run folder ``$RUN``
@@ -27,10 +27,12 @@ from .checkpoint import ARCHIVED, atomic_write_text, load_checkpoint, load_model
 from .profiles import TrainConfig, config_hash
 from .runs import config_of_run
 
-__all__ = ["ARCHIVED", "archive_name", "archive_run", "restore_run", "portable_hash"]
+__all__ = ["ARCHIVED", "PRETRAINED", "archive_name", "archive_run", "restore_run", "portable_hash"]
 
 TEXT_SUFFIXES = (".json", ".jsonl")
-WEIGHTS = "best.pt"
+WEIGHTS = "best.pt"  # the selected model, fp16
+PRETRAINED = "pretrained-model.pt"  # the model at the end of pre-training, fp16 (not named pretrain.pt:
+# a fork takes pretrain.pt for a training checkpoint, which this is not)
 
 
 def portable_hash(cfg: TrainConfig) -> str:
@@ -92,12 +94,14 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
     if weights:
         if cfg.arch != "moedn":
             raise ValueError(f"{run}: only MOEDN runs are archived with weights (this is {cfg.arch})")
-        best = load_checkpoint(run / WEIGHTS)
-        if best.get("kind") == "model":  # a restored run: already the archived fp16 model
-            shutil.copyfile(run / WEIGHTS, dest / WEIGHTS)
-        else:
-            save_model(load_model(run, which="best"), dest / WEIGHTS, dtype=torch.float16,
-                       step=int(best.get("step", -1)))
+        for src, name in ((WEIGHTS, WEIGHTS), ("pretrain.pt", PRETRAINED), (PRETRAINED, PRETRAINED)):
+            if not (run / src).is_file():
+                continue
+            ckpt = load_checkpoint(run / src)
+            if ckpt.get("kind") == "model":  # a restored run: already an archived fp16 model
+                shutil.copyfile(run / src, dest / name)
+            else:
+                save_model(load_model(run / src), dest / name, dtype=torch.float16, step=int(ckpt.get("step", -1)))
     names = []
     # the weights first and done.json last (as in restore_run): an entry caught half-written is not
     # taken for a finished run
@@ -106,8 +110,7 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
             name = src.name.replace(config_hash(cfg), portable_hash(cfg))
             atomic_write_text(_to_portable(src.read_text(), run, cfg), dest / name)
             names.append(name)
-    if (dest / WEIGHTS).is_file():
-        names.append(WEIGHTS)
+    names += [w for w in (WEIGHTS, PRETRAINED) if (dest / w).is_file()]
     note = {"run": archive_name(run, cfg), "files": names, "weights": WEIGHTS in names,
             "restore": "mosslib.method.archive.restore_run (the book does it for a run it needs)"}
     atomic_write_text(json.dumps(note, indent=2) + "\n", dest / ARCHIVED)
@@ -127,8 +130,8 @@ def restore_run(cfg: TrainConfig, run: str | os.PathLike, archive: str | os.Path
         if path.suffix in TEXT_SUFFIXES and path.name != ARCHIVED:
             name = path.name.replace(portable_hash(cfg), config_hash(cfg))
             atomic_write_text(_to_local(path.read_text(), run, cfg), run / name)
-        elif path.name == WEIGHTS:
-            shutil.copyfile(path, run / WEIGHTS)
+        elif path.name in (WEIGHTS, PRETRAINED):
+            shutil.copyfile(path, run / path.name)
     note = json.loads((src / ARCHIVED).read_text()) if (src / ARCHIVED).is_file() else {}
     note["from"] = str(src)
     atomic_write_text(json.dumps(note, indent=2) + "\n", run / ARCHIVED)

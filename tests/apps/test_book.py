@@ -342,7 +342,7 @@ def test_dry_run_lists_each_notebooks_runs_and_where_they_stand(tmp_path, capsys
     assert "supervised (D_C), seed 1: to train" in out and "4 of 4 runs to train" in out
     assert "Ours, seed 0: to train" in out and "12 of 12 runs to train" in out
     # a run finished in runs/, and another one only in the archive of results/smoke/runs
-    specs = bookruns.table1_specs([0, 1])
+    specs = bookruns.table1_specs("smoke", [0, 1])
     cfgs = [make_config("smoke", s.config, data_root="", overrides=dict(s.overrides), seed=s.seed) for s in specs[:2]]
     for cfg, where in zip(cfgs, (tmp_path / "runs", tmp_path / "elsewhere")):
         folder = run_dir(cfg, where)

@@ -45,6 +45,11 @@ def test_a_finished_run_is_restored_on_a_new_machine_without_training(tmp_path, 
         assert torch.allclose(load_model(second[0])(x), load_model(first[0])(x), atol=2e-2)  # fp16 weights
     with pytest.raises(CheckpointError, match="without its weights"):
         load_model(second[1])
+    # the pre-trained model came along (the explorer compares it), under a name no fork mistakes for a
+    # training checkpoint
+    from mosslib.apps.explorer.views import run_checkpoints
+    assert not (second[0] / "pretrain.pt").exists() and (second[0] / "pretrained-model.pt").is_file()
+    assert set(run_checkpoints(second[0])) == {"pre-trained", "self-trained"}
     json.loads((second[0] / ARCHIVED).read_text())
 
 

@@ -156,13 +156,18 @@ def usage_table(views: MemoryViews):
 
 # -- a training run of the book ---------------------------------------------------------
 CHECKPOINTS = {"pre-trained": "pretrain.pt", "self-trained": "best.pt"}
+ARCHIVED_PRETRAINED = "pretrained-model.pt"  # a run restored from the archive (mosslib.method.archive.PRETRAINED)
 
 
 def run_checkpoints(run: str | Path) -> dict[str, object]:
-    """The memories of a run folder to compare: "pre-trained" (``pretrain.pt``, the memory
-    after supervised pre-training) and "self-trained" (``best.pt``); missing files are left out."""
+    """The memories of a run folder to compare: "pre-trained" (``pretrain.pt``, or in a run restored
+    from the archive ``pretrained-model.pt``: the memory after supervised pre-training) and
+    "self-trained" (``best.pt``); missing files are left out."""
     run = Path(run)
-    models = {label: load_model(run / name) for label, name in CHECKPOINTS.items() if (run / name).is_file()}
+    names = dict(CHECKPOINTS)
+    if not (run / names["pre-trained"]).is_file():
+        names["pre-trained"] = ARCHIVED_PRETRAINED
+    models = {label: load_model(run / name) for label, name in names.items() if (run / name).is_file()}
     if not models:
         raise CheckpointError(f"{run}: no {' or '.join(CHECKPOINTS.values())} in this run folder")
     return models
