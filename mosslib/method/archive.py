@@ -3,14 +3,14 @@
 A run folder (:mod:`mosslib.method.runs`) is GBs of checkpoints over a book and lives in ``runs/``,
 which a fresh checkout lacks. :func:`archive_run` copies what a finished run's tables need - its
 configuration, ``done.json``, ``log.jsonl`` and the cached evaluations and memory diagnostics - to
-``results/<profile>/runs/<name>/`` (kilobytes), optionally with its selected model in fp16 (MBs, for
-the runs a notebook shows images of; with the pre-trained model beside it, for the memory explorer). :func:`restore_run` puts them back into an empty run folder,
-which :func:`~mosslib.method.runs.trained` then treats as finished.
+``results/<profile>/runs/<name>/`` (kilobytes), optionally with its selected and pre-trained models
+in fp16 (MBs, for the runs a notebook shows images of, and the memory explorer). :func:`restore_run`
+puts them back into a run folder, which :func:`~mosslib.method.runs.trained` then treats as finished.
 
 Archived text is machine-independent: the data root reads ``$DATA_ROOT``, the run folder ``$RUN``
-(other run folders beside it ``$RUNS/...``),
-and the configuration hash (which covers the data root's path) is the *portable* hash of the
-configuration with ``data.root`` emptied; restoring substitutes this machine's values back.
+(other run folders beside it ``$RUNS/...``), and the configuration hash (which covers the data
+root's path) is the *portable* hash of the configuration with ``data.root`` emptied; restoring
+substitutes this machine's values back.
 """
 from __future__ import annotations
 
