@@ -274,10 +274,14 @@ def limited_specs(profile: str, setup: "LimitedSetup", seeds: Sequence[int],
 
 
 def book_specs(notebook: str, profile: str, data_root: str | None, seeds: Sequence[int]) -> list[RunSpec]:
-    """The training runs a notebook of the book needs (``"01"``, ``"02"``, ``"04"``; [] for the others)."""
+    """The training runs a notebook of the book needs (01, 02, 04; 05 and 06 use Table 1's first seed;
+    [] for the others)."""
     key = Path(notebook).name[:2]
     if key == "01":
         return table1_specs(profile, seeds)
+    if key in ("05", "06"):
+        first = table1_specs(profile, [0])
+        return first[1:] if key == "05" else first
     if key == "04":
         return table4_specs(profile, seeds)
     if key == "02":
