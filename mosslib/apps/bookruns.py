@@ -25,7 +25,7 @@ from ..measure.paper import LIMITED_FRACTIONS, TABLE4_LABELS, TABLE4_ORDER
 from ..method.profiles import make_config
 from ..method.archive import archive_name, archive_run, restore_run
 from ..method.checkpoint import CheckpointError, load_checkpoint
-from ..method.runs import config_of_run, evaluated, memory_diagnosed, run_dir, trained
+from ..method.runs import evaluated, memory_diagnosed, run_dir, trained
 from ..method.trainset import data_root as resolve_root
 
 
@@ -150,8 +150,7 @@ def keep_run(run: Path, archive: str | os.PathLike, weights: bool = False, diagn
     evaluated(run)
     if diagnose:
         memory_diagnosed(run)
-    return archive_run(run, archive, weights=weights and not (Path(archive) / archive_name(run, config_of_run(run))
-                                                                / "best.pt").is_file())
+    return archive_run(run, archive, weights=weights)
 
 
 def evaluate_runs(runs: Sequence[Path], convention: str = "rgb", test: str | os.PathLike | None = None,

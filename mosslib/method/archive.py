@@ -95,7 +95,7 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
         if cfg.arch != "moedn":
             raise ValueError(f"{run}: only MOEDN runs are archived with weights (this is {cfg.arch})")
         for src, name in ((WEIGHTS, WEIGHTS), ("pretrain.pt", PRETRAINED), (PRETRAINED, PRETRAINED)):
-            if not (run / src).is_file():
+            if not (run / src).is_file() or (dest / name).is_file():  # archived once: kept as it is
                 continue
             ckpt = load_checkpoint(run / src)
             if ckpt.get("kind") == "model":  # a restored run: already an archived fp16 model
