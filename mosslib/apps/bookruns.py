@@ -132,7 +132,8 @@ def train_runs(specs: Sequence[RunSpec], profile: str, data_root: str | None, ru
         restored = archive is not None and restore_run(cfg, folder, archive)
         state = "restored from the archive" if restored else "cached" if (folder / "done.json").exists() else (
             "resuming" if (folder / "checkpoint.pt").exists() else "training")
-        say(f"run {i}/{len(specs)} {spec.label or spec.config} (seed {spec.seed}, {cfg.optim.steps} steps): {state}, {folder}")
+        # the folder's name, not its path: these lines are kept in the executed notebook and its HTML page
+        say(f"run {i}/{len(specs)} {spec.label or spec.config} (seed {spec.seed}, {cfg.optim.steps} steps): {state}, {folder.name}")
         t0 = time.perf_counter()
         with _console_progress():
             path = trained(profile, spec.config, data_root=data_root, runs_dir=runs_dir, overrides=overrides,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evidence import Evidence, Claim, budget_of, seeds_count, test_images_count, table_notes, results_label, as_float, profile_budget, steps_from_notes, gain_verdict, weakest, interval_words, missing_claim, PAGES
+from .evidence import Evidence, Claim, budget_of, seeds_count, test_images_count, table_notes, results_label, as_float, profile_budget, steps_from_notes, gain_verdict, weakest, split_note, interval_words, missing_claim, PAGES
 from .userstudy import read_choices, tally
 from ..measure import memstudy, paper, stats
 from ..measure.tables import read_table
@@ -213,7 +213,7 @@ def table4_claims(results: Path, profile: str) -> list[Claim]:
         verdict, reason = weakest(verdicts, labels)
         out.append(Claim(f"t4-{c}", what, "Table 4", paper_text(c), " / ".join(e.text() for e in evs),
                          interval_words(seeds, evs[0].n), budget, meta.get("data", "-"), meta.get("seeds", "-"),
-                         verdict, reason, PAGES["table4"], "table4"))
+                         verdict, reason, PAGES["table4"], "table4", split_note(verdicts, labels)))
     return out
 
 
@@ -264,14 +264,16 @@ def memory_claim(results: Path, profile: str) -> Claim:
     seeded = _study_paper_ablation(results) if profile == "cpu" else None
     if seeded is not None:  # the memory study's paper-faithful MOSS over seeds decides, not one model
         evs, n_seeds, budget = seeded
-        verdict, reason = weakest([_memory_verdict(evs[g], cost[g]) for g in evs], list(evs))
+        split_verdicts = [_memory_verdict(evs[g], cost[g]) for g in evs]
+        verdict, reason = weakest(split_verdicts, list(evs))
         evidence = (f"over {n_seeds} seeds of the memory study's paper-faithful MOSS: "
                     + ", ".join(f"{g} {ev.text()}" for g, ev in evs.items())
                     + (f"; the shipped model: {one_model['evidence']}" if isinstance(one_model, dict) else ""))
         first = next(iter(evs.values()))
         return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, interval_words(n_seeds, first.n),
                      f"{budget} (the memory study's seeded runs)", "the cpu profile's data (results/study/)",
-                     str(n_seeds), verdict, f"from the memory study's seeds: {reason}", PAGES["study"], "")
+                     str(n_seeds), verdict, f"from the memory study's seeds: {reason}", PAGES["study"], "",
+                     split_note(split_verdicts, list(evs)))
     if isinstance(one_model, str):
         return missing_claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, PAGES["memory"], "memory", one_model)
     return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, page=PAGES["memory"], table="memory", **one_model)
@@ -328,7 +330,8 @@ def _one_model_memory(path: Path, cost: dict[str, float]) -> dict | str:
         reason += f"; the attention is near uniform (entropy {ent / uni:.1%} of a uniform read's)"
     return {"evidence": evidence, "interval": "paired bootstrap over test images" if ci else "no interval given",
             "budget": str(data.get("checkpoint", "the shipped model")), "data": str(data.get("data", "-")),
-            "seeds": str(data.get("seeds", "-")), "verdict": verdict, "reason": reason}
+            "seeds": str(data.get("seeds", "-")), "verdict": verdict, "reason": reason,
+            "split": split_note(verdicts, labels)}
 
 
 def _memory_verdict(ev: Evidence, cost: float) -> tuple[str, str]:

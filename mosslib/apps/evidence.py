@@ -80,6 +80,11 @@ class Claim:
     reason: str
     page: str  # notebook stem of the book page that shows it
     table: str = ""  # results file name that holds the numbers ("" when none)
+    split: str = ""  # each split's verdict where they differ ("dense: held; sparse: not held"), else ""
+
+    def verdict_text(self) -> str:
+        """The verdict in bold, with each split's own where the splits disagree."""
+        return f"**{self.verdict}**" + (f" ({self.split})" if self.split else "")
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -198,9 +203,17 @@ _ORDER = {"not held": 0, "not testable here": 1, "held in sign, not in size": 2,
 
 
 def weakest(verdicts: Sequence[tuple[str, str]], labels: Sequence[str]) -> tuple[str, str]:
+    """A claim over several splits takes its weakest split's verdict; the reason names every split's."""
     worst = min(verdicts, key=lambda vr: _ORDER[vr[0]])[0]
     reason = "; ".join(f"{lab}: {r}" for lab, (v, r) in zip(labels, verdicts))
     return worst, reason
+
+
+def split_note(verdicts: Sequence[tuple[str, str]], labels: Sequence[str]) -> str:
+    """Each split's verdict ("dense: held; sparse: not held") when they differ, else ""."""
+    if len({v for v, _ in verdicts}) < 2:
+        return ""
+    return "; ".join(f"{lab}: {v}" for lab, (v, _) in zip(labels, verdicts))
 
 
 def interval_words(seeds: int, n: int) -> str:

@@ -18,6 +18,9 @@ How a verdict is decided (:func:`gain_verdict`), for a claimed gain (or cost) of
 * **held in sign, not in size**: the interval (over seeds and images) excludes zero on the
   paper's side, and its far end stays short of P;
 * **held**: as above, and the interval reaches P.
+
+A claim made on both test splits (Table 4) takes the weaker split's verdict; where the splits
+disagree, the row names each split's (:attr:`Claim.split`).
 """
 from __future__ import annotations
 
@@ -78,7 +81,7 @@ def ledger_markdown(claims: Sequence[Claim], profile: str, link: Callable[[Claim
         where = f"[{c.where}]({link(c)})" if link and link(c) else c.where
         short = c.budget.split(" = ")[-1].replace(f" of the paper's {paper_budget_text()}", " of the paper's")
         lines.append("| " + " | ".join(_cell(x) for x in (c.claim, where, c.paper, c.evidence, c.interval, short,
-                                                             f"**{c.verdict}**", c.reason)) + " |")
+                                                             c.verdict_text(), c.reason)) + " |")
     lines += ["", f"Where the evidence comes from (the paper trained for {paper_budget_text()}):", ""]
     seen: dict[str, list[str]] = {}
     for c in claims:
@@ -93,7 +96,8 @@ def ledger_markdown(claims: Sequence[Claim], profile: str, link: Callable[[Claim
               "reaches the paper's size; *held in sign, not in size*: it excludes zero on the paper's side but stays "
               "short of the paper's size; *not held*: it includes zero, has no width, or shows the opposite; "
               "*not testable here*: no results, one seed only (an interval over test images alone cannot claim a gain "
-              "against training noise), or nothing comparable was run."]
+              "against training noise), or nothing comparable was run. A claim on both test splits takes the weaker "
+              "split's verdict, and names each split's where they differ."]
     if audit_link:
         lines += [f"- Before comparing with the paper's numbers, read the [audit of the authors' release]({audit_link})."]
     return "\n".join(lines) + "\n"
@@ -108,7 +112,7 @@ def readme_markdown(claims: Sequence[Claim], profile: str = "cpu") -> str:
              "| Claim | Paper | Here | Verdict |", "|---|---|---|---|"]
     for c in claims:
         where = f"[{c.where}](results/{profile}/{c.table}.md)" if c.table and c.table not in ("memory", "user_study") else c.where
-        lines.append("| " + " | ".join(_cell(x) for x in (f"{c.claim} ({where})", c.paper, c.evidence, f"**{c.verdict}**")) + " |")
+        lines.append("| " + " | ".join(_cell(x) for x in (f"{c.claim} ({where})", c.paper, c.evidence, c.verdict_text())) + " |")
     lines += ["", f"Why each verdict, the intervals and the budgets: [`results/{profile}/ledger.md`](results/{profile}/ledger.md) "
               f"and the HTML book ([`docs/book/index.html`](docs/book/index.html)); before comparing with the paper's "
               f"numbers, the [audit of the authors' release](docs/release-audit.md)."]
