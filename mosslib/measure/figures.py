@@ -50,6 +50,12 @@ def comparison_figure(rows: Sequence[Mapping[str, np.ndarray]], row_titles: Sequ
     return fig
 
 
+def _spread(table) -> str:
+    """What the error bars are, for a legend: '' for one seed."""
+    n = len(table.meta.seeds)
+    return f", mean ± sd over {n} seeds" if n > 1 else ""
+
+
 def limited_figure(table, title: str = ""):
     """PSNR against the labeled percentage: the book's D_L and D_L + D_U (with seed spread), paper's dashed."""
     plt = _plt()
@@ -60,7 +66,7 @@ def limited_figure(table, title: str = ""):
         if col in book and book[col].notna().any():
             b = book[book[col].notna()]
             err = b[f"{col}_seed_std"].fillna(0.0) if f"{col}_seed_std" in b else None
-            ax.errorbar(b["percent"], b[col], yerr=err, marker=mk, capsize=3, label=f"MOSS, this book: {lab}")
+            ax.errorbar(b["percent"], b[col], yerr=err, marker=mk, capsize=3, label=f"MOSS, this book: {lab}{_spread(table)}")
     for src in sorted(s for s in f["source"].unique() if s.startswith("reported")):
         r = f[(f["source"] == src) & (f["method"] == "MOSS")].sort_values("percent")
         ax.plot(r["percent"], r["psnr_dl"], "--", marker=".", alpha=0.7, label=f"MOSS {src}: D_L")
@@ -104,7 +110,7 @@ def ablation_figure(table, title: str = ""):
         pos = x - 0.4 + width * (k + 0.5)
         std = f.get(f"{g}_psnr_seed_std")
         ax.bar(pos, f[f"{g}_psnr"], width, yerr=None if std is None else std.fillna(0.0), capsize=3,
-               label=f"{g}, this book ({table.meta.profile})")
+               label=f"{g}, this book ({table.meta.profile}{_spread(table)})")
         rep = f.get(f"{g}_psnr_reported")
         if rep is not None and rep.notna().any():
             ax.plot(pos, rep, "k_", markersize=14, mew=2, label=f"paper {paper.REPORTED}" if k == 0 else None)
@@ -112,8 +118,9 @@ def ablation_figure(table, title: str = ""):
     ax.set_xticklabels(f["label"], rotation=20, fontsize=8)
     ax.set_ylabel("PSNR (dB)")
     cols = [c for g in groups for c in (f"{g}_psnr", f"{g}_psnr_reported") if c in f]
-    lo = np.nanmin(f[cols].to_numpy(dtype=float))
-    ax.set_ylim(bottom=max(0.0, lo - 3.0))
+    lo, hi = np.nanmin(f[cols].to_numpy(dtype=float)), np.nanmax(f[cols].to_numpy(dtype=float))
+    bottom = max(0.0, lo - 3.0)
+    ax.set_ylim(bottom=bottom, top=hi + 0.3 * (hi - bottom))  # headroom: the legend stays clear of the bars
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title or table.meta.title, fontsize=9)

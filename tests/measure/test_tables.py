@@ -168,7 +168,12 @@ def test_table4_orders_configs_and_compares_with_full(tmp_path):
     assert row["dense_psnr_vs_full"] == pytest.approx(-0.4)
     assert math.isnan(f[f["config"] == "full"].iloc[0].get("dense_psnr_vs_full", math.nan))
     assert "w/o Skip-Connect" in t.markdown()
-    assert figures.save_figure(figures.ablation_figure(t), tmp_path / "a.png").is_file()
+    fig = figures.ablation_figure(t)
+    assert "dense, this book (smoke)" in [x.get_text() for x in fig.axes[0].get_legend().get_texts()]  # one seed: no bars
+    assert figures.save_figure(fig, tmp_path / "a.png").is_file()
+    seeded = {c: [two_groups(i * 0.2 + 0.1 * s, seed=s) for s in range(3)] for i, c in enumerate(paper.TABLE4_ORDER)}
+    legend = figures.ablation_figure(tables.table4(seeded, meta(seeded["full"], "Table 4"))).axes[0].get_legend()
+    assert "dense, this book (smoke, mean ± sd over 3 seeds)" in [x.get_text() for x in legend.get_texts()]
 
 
 def test_timing_frame_maps_columns_and_rejects_unknown():
