@@ -82,9 +82,9 @@ def _entry(archive: Path, cfg: TrainConfig, run: Path) -> Path:
 
 
 def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: bool = False) -> Path:
-    """Copy a finished run's text files (and, with ``weights``, its ``best.pt`` model in fp16) to
-    ``archive/<portable name>/``; returns that folder. Files already there are refreshed; weights
-    archived before stay."""
+    """Copy a finished run's text files (and, with ``weights``, its ``best.pt`` model in fp16, and for
+    a self-training run its pre-trained model) to ``archive/<portable name>/``; returns that folder.
+    Files already there are refreshed; weights archived before stay."""
     run = Path(run)
     if not (run / "done.json").is_file():
         raise FileNotFoundError(f"{run}: not a finished run (no done.json), so there is nothing to archive")
@@ -97,6 +97,8 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
         for src, name in ((WEIGHTS, WEIGHTS), ("pretrain.pt", PRETRAINED), (PRETRAINED, PRETRAINED)):
             if not (run / src).is_file() or (dest / name).is_file():  # archived once: kept as it is
                 continue
+            if name == PRETRAINED and not cfg.loss.self_train:  # pre-training is its whole training: its
+                continue  # pre-trained model is the self-training runs' starting point, archived with them
             ckpt = load_checkpoint(run / src)
             if ckpt.get("kind") == "model":  # a restored run: already an archived fp16 model
                 shutil.copyfile(run / src, dest / name)

@@ -1,5 +1,6 @@
 """mosslib.method.archive: finished runs kept without their training state, restored on a new machine."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -51,6 +52,12 @@ def test_a_finished_run_is_restored_on_a_new_machine_without_training(tmp_path, 
     assert not (second[0] / "pretrain.pt").exists() and (second[0] / "pretrained-model.pt").is_file()
     assert set(run_checkpoints(second[0])) == {"pre-trained", "self-trained"}
     json.loads((second[0] / ARCHIVED).read_text())
+    # a supervised run's weights come without a pre-trained model: that is the self-training runs' own
+    sup = tmp_path / "machine3" / first[1].name
+    shutil.copytree(first[1], sup)
+    shutil.copyfile(first[0] / "pretrain.pt", sup / "pretrain.pt")  # as when it trains first and MOSS forks it
+    kept = archive_run(sup, tmp_path / "other", weights=True)
+    assert (kept / "best.pt").is_file() and not (kept / "pretrained-model.pt").exists()
 
 
 def test_archived_text_is_the_same_wherever_the_data_and_runs_lie(tmp_path):
