@@ -25,6 +25,7 @@ import torch
 
 from .checkpoint import ARCHIVED, atomic_write_text, load_checkpoint, load_model, save_model
 from .profiles import TrainConfig, config_hash
+from .lineage import pretrain_of
 from .runs import config_of_run
 
 __all__ = ["ARCHIVED", "PRETRAINED", "archive_name", "archive_run", "restore_run", "portable_hash"]
@@ -94,16 +95,17 @@ def archive_run(run: str | os.PathLike, archive: str | os.PathLike, weights: boo
     if weights:
         if cfg.arch != "moedn":
             raise ValueError(f"{run}: only MOEDN runs are archived with weights (this is {cfg.arch})")
-        for src, name in ((WEIGHTS, WEIGHTS), ("pretrain.pt", PRETRAINED), (PRETRAINED, PRETRAINED)):
-            if not (run / src).is_file() or (dest / name).is_file():  # archived once: kept as it is
+        # a self-training run's pre-trained model: its own pretrain.pt, the one of the run it forked, or
+        # (restored) the archived copy; a supervised run's pre-training is its whole training: none
+        pretrained = (pretrain_of(run) or run / PRETRAINED) if cfg.loss.self_train else None
+        for src, name in ((run / WEIGHTS, WEIGHTS), (pretrained, PRETRAINED)):
+            if src is None or not src.is_file() or (dest / name).is_file():  # archived once: kept as it is
                 continue
-            if name == PRETRAINED and not cfg.loss.self_train:  # pre-training is its whole training: its
-                continue  # pre-trained model is the self-training runs' starting point, archived with them
-            ckpt = load_checkpoint(run / src)
+            ckpt = load_checkpoint(src)
             if ckpt.get("kind") == "model":  # a restored run: already an archived fp16 model
-                shutil.copyfile(run / src, dest / name)
+                shutil.copyfile(src, dest / name)
             else:
-                save_model(load_model(run / src), dest / name, dtype=torch.float16, step=int(ckpt.get("step", -1)))
+                save_model(load_model(src), dest / name, dtype=torch.float16, step=int(ckpt.get("step", -1)))
     names = []
     # the weights first and done.json last (as in restore_run): an entry caught half-written is not
     # taken for a finished run

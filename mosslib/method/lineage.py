@@ -25,7 +25,7 @@ from ..model.config import to_dict
 
 __all__ = [
     "lr_at", "schedules_agree", "check_resume", "pretraining_matches", "extends", "extend_run", "fork_pretrained",
-    "file_sha256", "warm_start",
+    "pretrain_of", "file_sha256", "warm_start",
 ]
 
 
@@ -164,6 +164,22 @@ def fork_pretrained(src: str | os.PathLike, cfg: TrainConfig, out: str | os.Path
     atomic_write_text(json.dumps(note, indent=2) + "\n", out / "forked.json")
     atomic_save(ckpt, out / "checkpoint.pt")  # last: its presence marks a complete fork
     return out
+
+
+def pretrain_of(run: str | os.PathLike) -> Path | None:
+    """The end-of-pre-training checkpoint of a run folder: its own ``pretrain.pt`` or, for a run made
+    by :func:`fork_pretrained`, the one of the run it forked (a sibling folder); None when neither is there."""
+    run = Path(run)
+    if (run / "pretrain.pt").is_file():
+        return run / "pretrain.pt"
+    note = run / "forked.json"
+    if not note.is_file():
+        return None
+    src = Path(json.loads(note.read_text())["from"])
+    for folder in (src, run.parent / src.name):  # as written, or beside this run (runs moved together)
+        if (folder / "pretrain.pt").is_file():
+            return folder / "pretrain.pt"
+    return None
 
 
 def file_sha256(path: str | os.PathLike) -> str:

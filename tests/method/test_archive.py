@@ -1,6 +1,5 @@
 """mosslib.method.archive: finished runs kept without their training state, restored on a new machine."""
 import json
-import shutil
 
 import pytest
 import torch
@@ -52,12 +51,26 @@ def test_a_finished_run_is_restored_on_a_new_machine_without_training(tmp_path, 
     assert not (second[0] / "pretrain.pt").exists() and (second[0] / "pretrained-model.pt").is_file()
     assert set(run_checkpoints(second[0])) == {"pre-trained", "self-trained"}
     json.loads((second[0] / ARCHIVED).read_text())
-    # a supervised run's weights come without a pre-trained model: that is the self-training runs' own
-    sup = tmp_path / "machine3" / first[1].name
-    shutil.copytree(first[1], sup)
-    shutil.copyfile(first[0] / "pretrain.pt", sup / "pretrain.pt")  # as when it trains first and MOSS forks it
-    kept = archive_run(sup, tmp_path / "other", weights=True)
-    assert (kept / "best.pt").is_file() and not (kept / "pretrained-model.pt").exists()
+
+
+def test_table1_order_the_fork_archives_the_pre_trained_model_it_started_from(tmp_path):
+    """Table 1 trains the supervised run first and MOSS forks its pre-training: MOSS's entry holds that
+    pre-trained model (the explorer compares it), the supervised entry only its own selected model."""
+    from mosslib.apps.explorer.views import run_checkpoints
+    archive = tmp_path / "results" / "runs"
+    specs = [bookruns.RunSpec.make("supervised", OVER, weights=True),
+             bookruns.RunSpec.make("full", OVER, weights=True)]
+    sup, moss = bookruns.train_runs(specs, "smoke", "", tmp_path / "machine1", quiet=True, archive=archive)
+    assert (moss / "forked.json").is_file() and not (moss / "pretrain.pt").exists()
+    assert set(run_checkpoints(moss)) == {"pre-trained", "self-trained"}  # the source's pretrain.pt
+    assert (archive / sup.name / "best.pt").is_file() and not (archive / sup.name / "pretrained-model.pt").exists()
+    kept = archive / moss.name / "pretrained-model.pt"
+    assert kept.is_file()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(load_model(kept)(x), load_model(sup / "pretrain.pt")(x), atol=2e-2)
+    restored = bookruns.train_runs(specs[1:], "smoke", "", tmp_path / "machine2", quiet=True, archive=archive)[0]
+    assert set(run_checkpoints(restored)) == {"pre-trained", "self-trained"}
 
 
 def test_archived_text_is_the_same_wherever_the_data_and_runs_lie(tmp_path):

@@ -14,6 +14,7 @@ from .figures import fig_attention, fig_gallery, fig_nearest, fig_pca, fig_tript
 from ...data.imageio import read_rgb
 from ...data.layouts import open_dataset
 from ...method.checkpoint import CheckpointError, load_model
+from ...method.lineage import pretrain_of
 from ...method.runs import config_of_run
 from ...method.trainset import data_root
 
@@ -160,14 +161,15 @@ ARCHIVED_PRETRAINED = "pretrained-model.pt"  # a run restored from the archive (
 
 
 def run_checkpoints(run: str | Path) -> dict[str, object]:
-    """The memories of a run folder to compare: "pre-trained" (``pretrain.pt``, or in a run restored
-    from the archive ``pretrained-model.pt``: the memory after supervised pre-training) and
+    """The memories of a run folder to compare: "pre-trained" (``pretrain.pt``, the forked run's for a
+    fork, or in a run restored from the archive ``pretrained-model.pt``: the memory after supervised
+    pre-training) and
     "self-trained" (``best.pt``); missing files are left out."""
     run = Path(run)
-    names = dict(CHECKPOINTS)
-    if not (run / names["pre-trained"]).is_file():
-        names["pre-trained"] = ARCHIVED_PRETRAINED
-    models = {label: load_model(run / name) for label, name in names.items() if (run / name).is_file()}
+    paths = {label: run / name for label, name in CHECKPOINTS.items()}
+    if not paths["pre-trained"].is_file():  # a forked run's is its source's; a restored run's, archived
+        paths["pre-trained"] = pretrain_of(run) or run / ARCHIVED_PRETRAINED
+    models = {label: load_model(path) for label, path in paths.items() if path.is_file()}
     if not models:
         raise CheckpointError(f"{run}: no {' or '.join(CHECKPOINTS.values())} in this run folder")
     return models
