@@ -13,6 +13,7 @@ from .analysis import ImageAnalysis, MemoryIndex, autocast_for, check_image, req
 from .figures import fig_attention, fig_gallery, fig_nearest, fig_pca, fig_triptych, fig_usage
 from ...data.imageio import read_rgb
 from ...data.layouts import open_dataset
+from ...method.archive import PRETRAINED as ARCHIVED_PRETRAINED  # a run restored from the archive
 from ...method.checkpoint import CheckpointError, load_model
 from ...method.lineage import pretrain_of
 from ...method.runs import config_of_run
@@ -157,13 +158,11 @@ def usage_table(views: MemoryViews):
 
 # -- a training run of the book ---------------------------------------------------------
 CHECKPOINTS = {"pre-trained": "pretrain.pt", "self-trained": "best.pt"}
-ARCHIVED_PRETRAINED = "pretrained-model.pt"  # a run restored from the archive (mosslib.method.archive.PRETRAINED)
 
 
 def run_checkpoints(run: str | Path) -> dict[str, object]:
-    """The memories of a run folder to compare: "pre-trained" (``pretrain.pt``, the forked run's for a
-    fork, or in a run restored from the archive ``pretrained-model.pt``: the memory after supervised
-    pre-training) and
+    """The memories of a run folder to compare: "pre-trained" (after supervised pre-training:
+    ``pretrain.pt``, a fork's source's, or a restored run's ``pretrained-model.pt``) and
     "self-trained" (``best.pt``); missing files are left out."""
     run = Path(run)
     paths = {label: run / name for label, name in CHECKPOINTS.items()}
