@@ -121,7 +121,7 @@ for g, pairs in test_groups.items():
                      "MOSS (D_C + D_U)": derain_tensor(moss_model, rainy), "ground truth": clean})
         titles.append(f"{g}: {pair.name}")
 fig = figures.comparison_figure(rows, titles, suptitle=f"test images, {profile} profile, seed {seed_list[0]}")
-figures.save_figure(fig, dirs.figures / "fig4_test.png")
+figures.save_figure(fig, dirs.figures / "fig4_test.png");  # the ";" keeps the returned path out of the page
 
 # %% [markdown]
 # ## Fig. 5: rainy photos without ground truth ($\mathcal{D}_U$)

@@ -65,7 +65,7 @@ sources = memviz.run_image_sets(run, max_per_source=max_images or None)
 all_images = {name: path for group in sources.values() for name, path in group.items()}
 views = memviz.MemoryViews(models, all_images, index_images=memviz.spread(list(all_images), max_index_images),
                            precision=precision)
-print(f"run {run}: checkpoints {list(models)}; {len(all_images)} images, usage over {len(views.index_images)}")
+print(f"run {run.name}: checkpoints {list(models)}; {len(all_images)} images, usage over {len(views.index_images)}")
 
 # %% [markdown]
 # ## Is the memory used?
@@ -111,7 +111,7 @@ table
 # %%
 figures = memviz.save_memory_figures(views, dirs.figures)
 for path in figures:
-    print(path)
+    print(places.portable_path(path))
     display(Image(filename=str(path)))
 
 # %% [markdown]

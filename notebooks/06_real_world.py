@@ -65,7 +65,7 @@ outputs = userstudy.method_outputs({m: load_model(r) for m, r in runs.items()}, 
 # with the embedded data the "real" set is photos with procedural rain: never call it real
 real_rain = bool(config_of_run(runs["MOSS"]).data.root)
 kind = "real rainy photos" if real_rain else "photos with procedural rain (embedded data, not real rain)"
-print(f"{len(photos)} {kind} derained by {list(runs)}; outputs in {cache}")
+print(f"{len(photos)} {kind} derained by {list(runs)}; outputs in {places.portable_path(cache)}")
 
 # %% [markdown]
 # ## Side by side (like Fig. 5)

@@ -268,7 +268,7 @@ def memory_claim(results: Path, profile: str) -> Claim:
         verdict, reason = weakest(split_verdicts, list(evs))
         evidence = (f"over {n_seeds} seeds of the memory study's paper-faithful MOSS: "
                     + ", ".join(f"{g} {ev.text()}" for g, ev in evs.items())
-                    + (f"; the shipped model: {one_model['evidence']}" if isinstance(one_model, dict) else ""))
+                    + (f"; {one_model['budget']}: {one_model['evidence']}" if isinstance(one_model, dict) else ""))
         first = next(iter(evs.values()))
         return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, interval_words(n_seeds, first.n),
                      f"{budget} (the memory study's seeded runs)", "the cpu profile's data (results/study/)",
@@ -329,9 +329,18 @@ def _one_model_memory(path: Path, cost: dict[str, float]) -> dict | str:
     if not math.isnan(ent) and not math.isnan(uni) and uni > 0 and ent >= 0.95 * uni:
         reason += f"; the attention is near uniform (entropy {ent / uni:.1%} of a uniform read's)"
     return {"evidence": evidence, "interval": "paired bootstrap over test images" if ci else "no interval given",
-            "budget": str(data.get("checkpoint", "the shipped model")), "data": str(data.get("data", "-")),
+            "budget": _memory_model_label(data), "data": str(data.get("data", "-")),
             "seeds": str(data.get("seeds", "-")), "verdict": verdict, "reason": reason,
             "split": split_note(verdicts, labels)}
+
+
+def _memory_model_label(data: dict) -> str:
+    """Which model a ``memory.json`` describes: page 05 writes Table 1's MOSS run (``run``, ``seed``;
+    only the seed is named, the run folder's name differs between machines); ``mosslib memory --json``
+    writes a ``checkpoint`` (the shipped model by default)."""
+    if data.get("run"):
+        return f"Table 1's MOSS, seed {data.get('seed', '?')}"
+    return str(data.get("checkpoint") or "the shipped model")
 
 
 def _memory_verdict(ev: Evidence, cost: float) -> tuple[str, str]:

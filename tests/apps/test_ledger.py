@@ -273,6 +273,11 @@ def test_cpu_memory_claim_takes_its_verdict_from_the_study_seeds(tmp_path):
     c = claim(ledger.build_ledger(results, "cpu"), "memory")
     assert c.verdict == "not held" and "3 seeds" in c.interval and c.page == "07_memory_study"
     assert c.evidence.startswith("over 3 seeds of the memory study's paper-faithful MOSS") and "3,000 steps" in c.budget
+    assert "; the shipped model: ablation" in c.evidence  # mosslib memory --json without a checkpoint name
+    (results / "memory.json").write_text(json.dumps({**working_one_model, "run": "full-4c10608669", "seed": 0}))
+    c = claim(ledger.build_ledger(results, "cpu"), "memory")  # page 05's record names the run it measured
+    assert "; Table 1's MOSS, seed 0: ablation" in c.evidence and "shipped" not in c.evidence
+    (results / "memory.json").write_text(json.dumps(working_one_model))
     assert claim(ledger.build_ledger(results, "quick"), "memory").verdict == "held"  # a toy book keeps its own model
     (results / "memory.json").write_text(json.dumps({**working_one_model, "ablation": {"mean": {}, "zeros": {}}}))
     assert claim(ledger.build_ledger(results, "cpu"), "memory").verdict == "not held"  # the study decides without deltas
