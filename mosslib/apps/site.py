@@ -32,7 +32,7 @@ from typing import Sequence
 from PIL import Image
 
 from . import ledger
-from .bookruns import find_notebooks
+from .bookruns import find_notebooks, table1_overrides
 from ..measure import paper
 from ..measure.metrics import CONVENTIONS
 from ..measure.places import repo_root
@@ -100,7 +100,7 @@ def header_markdown(profile: str, results: Path, data_root: str | None, pages: S
         except ValueError as exc:
             data = f"not known here ({exc})"
     try:
-        cfg = make_config(profile, "full", data_root="")
+        cfg = make_config(profile, "full", data_root="", overrides=table1_overrides(profile))  # cpu: 6,000 steps
         budget = ledger.budget_of(cfg.optim.steps, cfg.data.batch_size, cfg.data.crop)
     except ValueError:
         budget = "-"

@@ -144,6 +144,15 @@ def test_cpu_site_has_no_toy_banner(book_dirs, tmp_path):
     assert "toy scale" not in (out["out"] / "00_overview.html").read_text()
 
 
+def test_header_budget_is_table1_runs_own(tmp_path):
+    # the cpu book's Table 1 trains a reduced budget (bookruns.TABLE1_STEPS), not the profile's 12,000 steps
+    cpu = site.header_markdown("cpu", tmp_path, None, [], "00_overview", "")
+    assert "(Table 1's runs): 6,000 steps x batch 4" in cpu and "12,000" not in cpu
+    quick = site.header_markdown("quick", tmp_path, None, [], "00_overview", "")
+    steps = site.make_config("quick", "full", data_root="").optim.steps  # no reduction: the profile's own
+    assert f"(Table 1's runs): {steps:,} steps" in quick
+
+
 def test_strip_remote_keeps_local_scripts():
     html = ('<head><script src="https://cdn.example/mathjax.js"></script><script src="//cdn.x/y.js"></script>'
             '<script>var local = 1;</script><link rel="stylesheet" href="https://cdn.x/s.css">'
