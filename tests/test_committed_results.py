@@ -34,6 +34,24 @@ def test_table4_has_all_six_configurations():
     assert list(t.index) == list(paper.TABLE4_ORDER)
 
 
+def test_the_model_card_quotes_the_shipped_models_memory_record():
+    """docs/model-card.md and docs/memory-study.md quote results/cpu/memory_shipped.json (``mosslib memory
+    --json`` on the shipped model), not page 05's memory.json of Table 1's MOSS."""
+    import json
+
+    path = RESULTS / "memory_shipped.json"
+    if not path.exists():
+        pytest.skip(f"{path} is not committed")
+    rec = json.loads(path.read_text())
+    assert "mosslib/weights/moss_cpu.pt" in rec["checkpoint"]
+    card = (REPO / "docs" / "model-card.md").read_text(encoding="utf-8")
+    study = (REPO / "docs" / "memory-study.md").read_text(encoding="utf-8")
+    alive, dense = rec["usage"]["alive"], rec["ablation"]["mean"]["dense"]
+    assert f"{alive} of the 512 items" in card and f"{alive} of 512 items" in study
+    assert f"{dense:+.2f} dB dense" in card and f"| {dense:+.2f} [" in study
+    assert f"| {rec['trained']['dense']:.2f} | {rec['trained']['sparse']:.2f} |" in study
+
+
 ABSOLUTE = re.compile(r"(?<![\w$.])/(?:work|home|root|Users|tmp|mnt)/|\.\./shared/|[A-Za-z]:\\\\")
 
 
