@@ -268,6 +268,7 @@ def memory_claim(results: Path, profile: str) -> Claim:
         verdict, reason = weakest(split_verdicts, list(evs))
         evidence = (f"over {n_seeds} seeds of the memory study's paper-faithful MOSS: "
                     + ", ".join(f"{g} {ev.text()}" for g, ev in evs.items())
+                    # one_model's "budget" is the model it measured (_memory_model_label)
                     + (f"; {one_model['budget']}: {one_model['evidence']}" if isinstance(one_model, dict) else ""))
         first = next(iter(evs.values()))
         return Claim("memory", claim, "Sec. 3.1.2, Table 4", paper_text, evidence, interval_words(n_seeds, first.n),
